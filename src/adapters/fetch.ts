@@ -1,0 +1,51 @@
+import { OAuthError } from '../core/errors.js';
+import type { OAuthRequest, OAuthResponse } from '../core/http.js';
+import type { Portcullis } from '../portcullis-types.js';
+
+/** Convert a WHATWG Request into the core's shape, reading at most `maxBodyBytes` of body. */
+export async function fetchToOAuthRequest(request: Request, options: { maxBodyBytes: number; ip?: string }): Promise<OAuthRequest> {
+  const url = new URL(request.url);
+  const headers: Record<string, string> = Object.create(null);
+  request.headers.forEach((value, key) => {
+    headers[key] = value;
+  });
+  const req: OAuthRequest = { method: request.method.toUpperCase(), path: url.pathname, query: url.search.slice(1), headers };
+  if (options.ip !== undefined) req.ip = options.ip;
+  if (request.body !== null && request.method !== 'GET' && request.method !== 'HEAD') {
+    req.body = await readCapped(request.body, options.maxBodyBytes);
+  }
+  return req;
+}
+
+async function readCapped(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw new OAuthError('invalid_request', 'The request body is too large', { status: 413 });
+    }
+    chunks.push(value);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+export function oauthResponseToFetch(res: OAuthResponse): Response {
+  const body = res.status === 204 || res.status === 304 || res.body === '' ? null : res.body;
+  return new Response(body, { status: res.status, headers: res.headers });
+}
+
+/**
+ * A fetch handler `(request: Request) => Promise<Response>` for Hono, Bun, Deno and workers.
+ * @example
+ * ```ts
+ * Bun.serve({ port: 3000, fetch: toFetchHandler(portcullis) });
+ * ```
+ */
+export function toFetchHandler(portcullis: Portcullis): (request: Request) => Promise<Response> {
+  return (request) => portcullis.fetch(request);
+}

@@ -1,0 +1,40 @@
+import { OAuthError } from './errors.js';
+import { difference, parseScope } from './scope.js';
+import type { ClientRecord } from '../storage/contract.js';
+
+/** Which scopes a client may get: the server's known scopes ∩ the client's registered scope. */
+export class ScopePolicy {
+  /** Known scope names, or undefined when the server accepts any well-formed scope. */
+  readonly known: ReadonlySet<string> | undefined;
+  readonly descriptions: Readonly<Record<string, string>>;
+
+  constructor(scopes: string[] | Record<string, string> | undefined) {
+    if (scopes === undefined) {
+      this.known = undefined;
+      this.descriptions = {};
+    } else if (Array.isArray(scopes)) {
+      this.known = new Set(scopes);
+      this.descriptions = Object.fromEntries(scopes.map((s) => [s, s]));
+    } else {
+      this.known = new Set(Object.keys(scopes));
+      this.descriptions = { ...scopes };
+    }
+  }
+
+  /**
+   * Resolve the scope of a request: every requested token must be known to the server and within
+   * the client's registered scope (`invalid_scope` otherwise). No scope requested → the client's scope.
+   */
+  resolve(requested: string | undefined, client: ClientRecord): string[] {
+    const clientScope = parseScope(client.scope);
+    const tokens = parseScope(requested);
+    if (tokens.length === 0) return clientScope.filter((t) => this.known === undefined || this.known.has(t));
+    const unknown = this.known === undefined ? [] : tokens.filter((t) => !this.known!.has(t));
+    const outside = client.scope === undefined ? [] : difference(tokens, clientScope);
+    const refused = [...new Set([...unknown, ...outside])];
+    if (refused.length > 0) {
+      throw new OAuthError('invalid_scope', `The requested scope is not allowed: ${refused.join(' ')}`);
+    }
+    return tokens;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Portcullis: an OAuth 2.0 and OpenID Connect authorization server framework.
+ * @packageDocumentation
+ */
+export { createPortcullis } from './provider.js';
+export type { Portcullis } from './portcullis-types.js';
+export type {
+  PortcullisOptions,
+  TtlOptions,
+  RouteOptions,
+  GrantSwitches,
+  PasswordGrantOptions,
+  TokenHooks,
+  IssueContext,
+  IssueDecision,
+} from './core/options.js';
+export { DEFAULT_TTL, DEFAULT_ROUTES } from './core/options.js';
+export type { OAuthRequest, OAuthResponse } from './core/http.js';
+export { OAuthError, StorageUnavailableError, ConfigError, type OAuthErrorCode } from './core/errors.js';
+export type { Clock } from './core/clock.js';
+export type { Logger } from './core/logger.js';
+export type { GrantHandler, GrantContext, TokenResponseBody } from './grants/grant.js';
+export { issueTokens } from './grants/issue.js';
+export type { ClientMetadataInput, TokenEndpointAuthMethod } from './clients/metadata.js';
+export { ClientRegistry } from './clients/registry.js';
+export { UserRegistry, type UserInput } from './users/registry.js';
+export { KeyManager } from './keys/key-manager.js';
+export type { SigningAlgorithm } from './keys/jwt-signer.js';
+export type { Storage } from './storage/contract.js';
+export { toNodeListener } from './adapters/node-http.js';
+export { toFetchHandler } from './adapters/fetch.js';

@@ -1,0 +1,217 @@
+import { ClientRegistry } from './clients/registry.js';
+import { TOKEN_ENDPOINT_AUTH_METHODS } from './clients/metadata.js';
+import type { ClientAuthOptions } from './client-auth/types.js';
+import { systemClock } from './core/clock.js';
+import { ConfigError, OAuthError, toOAuthError } from './core/errors.js';
+import type { OAuthRequest, OAuthResponse } from './core/http.js';
+import { silentLogger } from './core/logger.js';
+import { DEFAULT_ROUTES, DEFAULT_TTL, type PortcullisOptions, type RouteOptions } from './core/options.js';
+import { ScopePolicy } from './core/scope-policy.js';
+import { Sealer } from './core/seal.js';
+import { buildMetadata, discoveryEndpoint } from './endpoints/discovery.js';
+import { healthEndpoint, readinessEndpoint } from './endpoints/health.js';
+import { introspectionEndpoint } from './endpoints/introspection.js';
+import { jwksEndpoint } from './endpoints/jwks.js';
+import { errorResponse } from './endpoints/respond.js';
+import { revocationEndpoint } from './endpoints/revocation.js';
+import { tokenEndpoint } from './endpoints/token.js';
+import { fetchToOAuthRequest, oauthResponseToFetch } from './adapters/fetch.js';
+import { clientCredentialsGrant } from './grants/client-credentials.js';
+import type { GrantHandler } from './grants/grant.js';
+import { passwordGrant } from './grants/password.js';
+import { refreshTokenGrant } from './grants/refresh-token.js';
+import { KeyManager } from './keys/key-manager.js';
+import type { Portcullis } from './portcullis-types.js';
+import type { ServerContext } from './server-context.js';
+import { TokenService } from './tokens/token-service.js';
+import { UserRegistry } from './users/registry.js';
+
+const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
+
+/**
+ * Create an authorization server over a storage backend.
+ * @example
+ * ```ts
+ * import { createPortcullis } from 'portcullis';
+ * import { createMemoryStorage } from 'portcullis/storage/memory';
+ * const server = await createPortcullis({ issuer: 'http://127.0.0.1:3000', storage: createMemoryStorage() });
+ * await server.clients.upsert({ client_id: 'svc', client_secret: 'a-long-secret-value', grant_types: ['client_credentials'] });
+ * ```
+ */
+export async function createPortcullis(options: PortcullisOptions): Promise<Portcullis> {
+  const issuer = validateIssuer(options.issuer, options.allowInsecureIssuer === true);
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const storage = options.storage;
+  const ttl = { ...DEFAULT_TTL, ...options.ttl };
+  for (const [name, value] of Object.entries(ttl)) {
+    if (!Number.isInteger(value) || value <= 0) throw new ConfigError(`ttl.${name} must be a positive whole number of seconds`);
+  }
+  const routes: RouteOptions = { ...DEFAULT_ROUTES, ...options.routes };
+  for (const [name, path] of Object.entries(routes)) {
+    if (typeof path !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(path)) throw new ConfigError(`routes.${name} must be a path starting with /`);
+  }
+  const base = issuer.endsWith('/') ? issuer.slice(0, -1) : issuer;
+  const endpoints = Object.fromEntries(Object.entries(routes).map(([k, p]) => [k, base + p])) as Record<keyof RouteOptions, string>;
+  const sealer = options.keyEncryptionSecret !== undefined ? new Sealer(options.keyEncryptionSecret) : undefined;
+
+  const grants = new Map<string, GrantHandler>();
+  const switches = { client_credentials: true, refresh_token: true, password: false, ...options.grants };
+  if (switches.client_credentials) grants.set(clientCredentialsGrant.type, clientCredentialsGrant);
+  if (switches.refresh_token) grants.set(refreshTokenGrant.type, refreshTokenGrant);
+  if (switches.password) grants.set(passwordGrant.type, passwordGrant);
+  for (const custom of options.customGrants ?? []) {
+    if (typeof custom.type !== 'string' || custom.type === '' || typeof custom.handle !== 'function') {
+      throw new ConfigError('customGrants: each grant needs a `type` string and a `handle` function');
+    }
+    if (grants.has(custom.type)) throw new ConfigError(`customGrants: grant type ${custom.type} is already registered`);
+    grants.set(custom.type, custom);
+  }
+  const grantTypes = Object.freeze([...grants.keys()]);
+
+  const methods = options.clientAuthMethods ?? [...TOKEN_ENDPOINT_AUTH_METHODS];
+  for (const m of methods) if (!TOKEN_ENDPOINT_AUTH_METHODS.includes(m)) throw new ConfigError(`clientAuthMethods: unknown method ${String(m)}`);
+
+  const maxTokenLifetime = Math.max(ttl.accessToken, ttl.idToken);
+  const keys = await KeyManager.open({
+    storage,
+    clock,
+    logger,
+    maxTokenLifetime,
+    ...(options.signingAlgorithm !== undefined ? { algorithm: options.signingAlgorithm } : {}),
+    ...(sealer !== undefined ? { sealer } : {}),
+    ...(options.keyRotationDelay !== undefined ? { rotationDelay: options.keyRotationDelay } : {}),
+  });
+  keys.startAutoReload(60);
+
+  const clientAuth: ClientAuthOptions = {
+    storage,
+    issuer,
+    tokenEndpoint: endpoints.token,
+    clock,
+    logger,
+    methods,
+    assertionSigningAlgorithms: ASSERTION_ALGORITHMS,
+    maxAssertionLifetime: 300,
+    clockTolerance: 15,
+    maxFailuresPerMinute: 20,
+    ...(sealer !== undefined ? { sealer } : {}),
+  };
+  const tokens = new TokenService({
+    issuer,
+    storage,
+    keys,
+    clock,
+    ttl,
+    accessTokenFormat: options.accessTokenFormat ?? 'jwt',
+    accessTokenAudience: options.accessTokenAudience ?? issuer,
+  });
+  const server: ServerContext = {
+    issuer,
+    storage,
+    clock,
+    logger,
+    keys,
+    tokens,
+    scopes: new ScopePolicy(options.scopes),
+    ttl,
+    routes,
+    endpoints,
+    clientAuth,
+    passwordGrant: { maxAttemptsPerUser: 5, maxFailuresPerClient: 100, windowSeconds: 900, ...options.passwordGrant },
+    hooks: options.hooks ?? {},
+    maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
+    grantTypes: () => grantTypes,
+  };
+
+  const metadata = buildMetadata(server);
+  const metadataJson = JSON.stringify(metadata);
+  const issuerPath = new URL(issuer).pathname.replace(/\/$/, '');
+  const wellKnown = new Set([
+    '/.well-known/openid-configuration',
+    `/.well-known/oauth-authorization-server${issuerPath}`,
+    `/.well-known/openid-configuration${issuerPath}`,
+  ]);
+
+  async function route(req: OAuthRequest): Promise<OAuthResponse> {
+    let path = req.path;
+    if (issuerPath !== '' && path.startsWith(issuerPath + '/')) path = path.slice(issuerPath.length);
+    if (path === routes.token) return tokenEndpoint(req, server, grants);
+    if (path === routes.revoke) return revocationEndpoint(req, server);
+    if (path === routes.introspect) return introspectionEndpoint(req, server);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      if (path === routes.jwks || wellKnown.has(path) || wellKnown.has(req.path) || path === '/healthz' || path === '/readyz') {
+        throw new OAuthError('invalid_request', 'The request must use GET', { status: 405, headers: { allow: 'GET, HEAD' } });
+      }
+      return notFound();
+    }
+    if (path === routes.jwks) return jwksEndpoint(server);
+    if (wellKnown.has(path) || wellKnown.has(req.path)) return discoveryEndpoint(metadataJson);
+    if (path === '/healthz') return healthEndpoint();
+    if (path === '/readyz') return readinessEndpoint(server);
+    return notFound();
+  }
+
+  async function handle(req: OAuthRequest): Promise<OAuthResponse> {
+    try {
+      return await route(req);
+    } catch (thrown) {
+      const err = toOAuthError(thrown);
+      if (err.status >= 500) logger.error({ event: 'request.failed', error: err.error, path: req.path, detail: err.detail }, 'request failed');
+      else logger.info({ event: 'request.refused', error: err.error, path: req.path, detail: err.detail }, 'request refused');
+      return errorResponse(err);
+    }
+  }
+
+  let closed = false;
+  const portcullis: Portcullis = {
+    issuer,
+    storage,
+    keys,
+    clients: new ClientRegistry(storage, clock, () => grantTypes, sealer),
+    users: new UserRegistry(storage, clock),
+    endpoints,
+    grantTypes,
+    handle,
+    async fetch(request: Request): Promise<Response> {
+      let req: OAuthRequest;
+      try {
+        req = await fetchToOAuthRequest(request, { maxBodyBytes: server.maxBodyBytes });
+      } catch (thrown) {
+        return oauthResponseToFetch(errorResponse(toOAuthError(thrown)));
+      }
+      return oauthResponseToFetch(await handle(req));
+    },
+    metadata: () => structuredClone(metadata),
+    async close(closeOptions) {
+      if (closed) return;
+      closed = true;
+      keys.stopAutoReload();
+      if (closeOptions?.keepStorage !== true) await storage.close();
+    },
+  };
+  return portcullis;
+}
+
+function notFound(): OAuthResponse {
+  return {
+    status: 404,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+    body: '{"error":"not_found","error_description":"No such endpoint"}',
+  };
+}
+
+/** The issuer must be an absolute https URL without query or fragment (http only for loopback). */
+function validateIssuer(issuer: string, allowInsecure: boolean): string {
+  if (typeof issuer !== 'string' || !URL.canParse(issuer)) throw new ConfigError('issuer must be an absolute URL');
+  const url = new URL(issuer);
+  if (url.search !== '' || url.hash !== '' || issuer.includes('#') || issuer.includes('?')) throw new ConfigError('issuer must not have a query or fragment');
+  if (url.protocol === 'http:') {
+    const host = url.hostname;
+    const loopback = host === 'localhost' || host === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(host);
+    if (!loopback && !allowInsecure) throw new ConfigError('issuer must use https (http is allowed only for loopback hosts, or with allowInsecureIssuer)');
+  } else if (url.protocol !== 'https:') {
+    throw new ConfigError('issuer must be an https URL');
+  }
+  return issuer.endsWith('/') && url.pathname === '/' ? issuer.slice(0, -1) : issuer;
+}
