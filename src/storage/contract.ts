@@ -191,7 +191,11 @@ export interface Storage {
   deleteKey(kid: string): Promise<boolean>;
 
   // maintenance
-  /** Delete up to `limit` expired rows of each kind (artifacts, replay records, rate limits, expired grants). Returns the number deleted. */
+  /**
+   * Delete up to `limit` expired rows of EACH kind (artifacts, replay records, rate limits, expired grants,
+   * signing keys past `expires_at`), so one call deletes at most 5 × limit. `limit <= 0` deletes nothing.
+   * Returns the number deleted.
+   */
   sweepExpired(now: number, limit?: number): Promise<number>;
   /** Cheap liveness check of the store; throws StorageUnavailableError when unreachable. */
   ping(): Promise<void>;

@@ -1,0 +1,423 @@
+/**
+ * Configuration of the ready-to-run server: a JSON file (validated with zod, strict) plus
+ * environment variables, which win over the file.
+ *
+ * File: `PORTCULLIS_CONFIG`, else `./portcullis.config.json` when present, else none.
+ * Env: `PORT` (default 3000), `HOST` (default 127.0.0.1), `PORTCULLIS_ISSUER`, `DATABASE_URL`
+ * (default `sqlite:./data/portcullis.db`), `PORTCULLIS_KEY_SECRET`, `PORTCULLIS_TRUST_PROXY`,
+ * `LOG_LEVEL`.
+ *
+ * Every error is a {@link ConfigError} whose message names the field, e.g.
+ * `config: clients[1]: client "web": field "redirect_uris" has "http://x/cb": …`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { normalizeClientMetadata, type ClientMetadataInput } from '../clients/metadata.js';
+import { ConfigError } from '../core/errors.js';
+import { DEFAULT_ROUTES, type GrantSwitches, type RouteOptions, type TtlOptions } from '../core/options.js';
+import { Sealer } from '../core/seal.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../keys/jwt-signer.js';
+import type { UserInput } from '../users/registry.js';
+import { parseLogLevel, type LogLevel } from './logger.js';
+
+export const DEFAULT_CONFIG_FILE = 'portcullis.config.json';
+export const DEFAULT_DATABASE_URL = 'sqlite:./data/portcullis.db';
+export const DEFAULT_PORT = 3000;
+export const DEFAULT_HOST = '127.0.0.1';
+
+/** Where the server keeps its state. */
+export type DatabaseConfig =
+  | { kind: 'sqlite'; /** Absolute path, or `:memory:`. */ filename: string; url: string }
+  | { kind: 'memory'; url: string };
+
+/** The configuration after the file and the environment have been merged and validated. */
+export interface ResolvedConfig {
+  /** Absolute path of the config file, when one was read. */
+  configFile?: string;
+  /**
+   * The issuer. `undefined` only when it was not configured and the port is 0: the server then
+   * computes it from the port it actually listens on.
+   */
+  issuer: string | undefined;
+  issuerSource: 'config' | 'env' | 'default';
+  port: number;
+  host: string;
+  database: DatabaseConfig;
+  keyEncryptionSecret?: string;
+  logLevel: LogLevel;
+  trustProxy: boolean;
+  clients: ClientMetadataInput[];
+  users: UserInput[];
+  scopes?: string[] | Record<string, string>;
+  ttl?: Partial<TtlOptions>;
+  accessTokenFormat?: 'jwt' | 'opaque';
+  grants?: GrantSwitches;
+  routes?: Partial<RouteOptions>;
+  signingAlgorithm?: SigningAlgorithm;
+}
+
+/** The config file as written (after validation). */
+export type ConfigFile = z.infer<typeof configFileSchema>;
+
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+/** Paths the server answers itself, outside the core's routes. */
+export const RESERVED_PATHS = ['/healthz', '/readyz'] as const;
+
+const issuerSchema = z.string({ error: 'must be a string (the issuer URL)' }).superRefine((value, ctx) => {
+  const problem = issuerProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const positiveSeconds = z
+  .number({ error: 'must be a positive integer (seconds)' })
+  .int({ error: 'must be a positive integer (seconds)' })
+  .positive({ error: 'must be a positive integer (seconds)' });
+
+const scopeName = z
+  .string({ error: 'must be a string' })
+  .regex(SCOPE_TOKEN, { error: 'must be a scope token: printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)' });
+
+const routePath = z
+  .string({ error: 'must be a string' })
+  .regex(/^\/[^\s?#]*$/, { error: 'must start with "/" and contain no spaces, "?" or "#"' });
+
+const portSchema = z
+  .number({ error: 'must be an integer from 0 to 65535' })
+  .int({ error: 'must be an integer from 0 to 65535' })
+  .min(0, { error: 'must be an integer from 0 to 65535' })
+  .max(65535, { error: 'must be an integer from 0 to 65535' });
+
+const clientSchema = z.looseObject(
+  {
+    client_id: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }),
+    client_secret: z.string({ error: 'must be a string' }).optional(),
+  },
+  { error: 'must be an object of RFC 7591 client metadata' },
+);
+
+const userSchema = z.strictObject(
+  {
+    username: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }),
+    password: z.string({ error: 'must be a string' }).optional(),
+    password_hash: z.string({ error: 'must be a string' }).optional(),
+    id: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
+    claims: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
+  },
+  { error: 'must be an object { username, password?, password_hash?, id?, claims? }' },
+);
+
+const routeKeys = Object.keys(DEFAULT_ROUTES) as (keyof RouteOptions)[];
+
+const routesSchema = z.strictObject(
+  Object.fromEntries(routeKeys.map((key) => [key, routePath.optional()])) as Record<keyof RouteOptions, z.ZodOptional<typeof routePath>>,
+  { error: 'must be an object of endpoint paths' },
+);
+
+const configFileSchema = z.strictObject(
+  {
+    $schema: z.string().optional(),
+    issuer: issuerSchema.optional(),
+    clients: z.array(clientSchema, { error: 'must be an array of client metadata objects' }).optional(),
+    users: z.array(userSchema, { error: 'must be an array of user objects' }).optional(),
+    scopes: z
+      .union([z.array(scopeName), z.record(scopeName, z.string({ error: 'must be a string (the description)' }))], {
+        error: 'must be an array of scope names or an object of name → description',
+      })
+      .optional(),
+    ttl: z
+      .strictObject(
+        {
+          accessToken: positiveSeconds.optional(),
+          refreshToken: positiveSeconds.optional(),
+          grant: positiveSeconds.optional(),
+          authorizationCode: positiveSeconds.optional(),
+          idToken: positiveSeconds.optional(),
+          deviceCode: positiveSeconds.optional(),
+        },
+        { error: 'must be an object of lifetimes in seconds' },
+      )
+      .optional(),
+    accessTokenFormat: z.enum(['jwt', 'opaque'], { error: 'must be "jwt" or "opaque"' }).optional(),
+    grants: z
+      .strictObject(
+        {
+          password: z.boolean({ error: 'must be true or false' }).optional(),
+          client_credentials: z.boolean({ error: 'must be true or false' }).optional(),
+          refresh_token: z.boolean({ error: 'must be true or false' }).optional(),
+        },
+        { error: 'must be an object { password?, client_credentials?, refresh_token? }' },
+      )
+      .optional(),
+    routes: routesSchema.optional(),
+    signingAlgorithm: z.enum(SIGNING_ALGORITHMS as [SigningAlgorithm, ...SigningAlgorithm[]], {
+      error: `must be one of ${SIGNING_ALGORITHMS.join(', ')}`,
+    }).optional(),
+    keyEncryptionSecret: z.string({ error: 'must be a string' }).min(16, { error: 'must be at least 16 characters' }).optional(),
+    port: portSchema.optional(),
+    host: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
+  },
+  { error: 'the config file must contain a JSON object' },
+);
+
+/** Grant types a config client may list before the core tells which ones it serves. */
+const KNOWN_GRANT_TYPES = [
+  'authorization_code',
+  'client_credentials',
+  'refresh_token',
+  'password',
+  'urn:ietf:params:oauth:grant-type:device_code',
+  'urn:ietf:params:oauth:grant-type:jwt-bearer',
+  'urn:ietf:params:oauth:grant-type:token-exchange',
+];
+
+/**
+ * Read the config file and the environment, validate them and merge them (env wins).
+ * @throws ConfigError naming the field.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): ResolvedConfig {
+  const { file, path: configFile } = readConfigFile(env, cwd);
+
+  const port = env.PORT !== undefined && env.PORT.trim() !== '' ? parsePort(env.PORT) : file.port ?? DEFAULT_PORT;
+  const host = nonEmpty(env.HOST) ?? file.host ?? DEFAULT_HOST;
+
+  let issuer: string | undefined;
+  let issuerSource: ResolvedConfig['issuerSource'];
+  const envIssuer = nonEmpty(env.PORTCULLIS_ISSUER);
+  if (envIssuer !== undefined) {
+    const problem = issuerProblem(envIssuer);
+    if (problem !== undefined) throw new ConfigError(`PORTCULLIS_ISSUER: ${problem}`);
+    issuer = envIssuer;
+    issuerSource = 'env';
+  } else if (file.issuer !== undefined) {
+    issuer = file.issuer;
+    issuerSource = 'config';
+  } else {
+    issuerSource = 'default';
+    issuer = port === 0 ? undefined : defaultIssuer(host, port);
+    if (!isLoopbackHost(host) && !isWildcardHost(host)) {
+      throw new ConfigError(
+        `issuer: HOST ${host} is not a loopback address, so the issuer cannot default to a plain http URL; ` +
+          'set PORTCULLIS_ISSUER (or "issuer" in the config file) to the public https URL of this server',
+      );
+    }
+  }
+
+  const envSecret = env.PORTCULLIS_KEY_SECRET === '' ? undefined : env.PORTCULLIS_KEY_SECRET;
+  if (envSecret !== undefined && envSecret.length < 16) {
+    throw new ConfigError('PORTCULLIS_KEY_SECRET: must be at least 16 characters');
+  }
+  const keyEncryptionSecret = envSecret ?? file.keyEncryptionSecret;
+
+  const config: ResolvedConfig = {
+    issuer,
+    issuerSource,
+    port,
+    host,
+    database: parseDatabaseUrl(nonEmpty(env.DATABASE_URL) ?? DEFAULT_DATABASE_URL, cwd),
+    logLevel: parseLogLevel(env.LOG_LEVEL),
+    trustProxy: parseBoolean(env.PORTCULLIS_TRUST_PROXY, 'PORTCULLIS_TRUST_PROXY') ?? false,
+    clients: (file.clients ?? []) as ClientMetadataInput[],
+    users: (file.users ?? []) as UserInput[],
+  };
+  if (configFile !== undefined) config.configFile = configFile;
+  if (keyEncryptionSecret !== undefined) config.keyEncryptionSecret = keyEncryptionSecret;
+  if (file.scopes !== undefined) config.scopes = file.scopes;
+  if (file.ttl !== undefined) config.ttl = file.ttl;
+  if (file.accessTokenFormat !== undefined) config.accessTokenFormat = file.accessTokenFormat;
+  if (file.grants !== undefined) config.grants = file.grants;
+  if (file.routes !== undefined) config.routes = file.routes;
+  if (file.signingAlgorithm !== undefined) config.signingAlgorithm = file.signingAlgorithm;
+
+  checkRoutes(config.routes);
+  checkUsers(config.users);
+  checkClients(config);
+  return config;
+}
+
+/** The issuer used when none is configured: `http://127.0.0.1:<port>` (or the loopback HOST given). */
+export function defaultIssuer(host: string, port: number): string {
+  const h = host.toLowerCase();
+  if (h === 'localhost') return `http://localhost:${port}`;
+  if (h === '::1' || h === '[::1]') return `http://[::1]:${port}`;
+  if (/^127(?:\.\d{1,3}){3}$/.test(h)) return `http://${h}:${port}`;
+  return `http://127.0.0.1:${port}`;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || h === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(h);
+}
+
+export function isWildcardHost(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
+/**
+ * `sqlite:<path>` (relative to cwd; `sqlite:///abs` also works), `sqlite::memory:`, `memory:`.
+ * `postgres://` is refused for now.
+ */
+export function parseDatabaseUrl(url: string, cwd: string = process.cwd()): DatabaseConfig {
+  const value = url.trim();
+  if (value === 'memory:' || value === 'memory://') return { kind: 'memory', url: value };
+  if (/^postgres(?:ql)?:/i.test(value)) {
+    throw new ConfigError('DATABASE_URL: PostgreSQL support arrives in a later release; use sqlite:<path> for now');
+  }
+  if (value.toLowerCase().startsWith('sqlite:')) {
+    let path = value.slice('sqlite:'.length);
+    if (path.startsWith('//')) path = path.slice(2);
+    if (path === '') throw new ConfigError('DATABASE_URL: sqlite: needs a file path, e.g. sqlite:./data/portcullis.db or sqlite::memory:');
+    if (path === ':memory:') return { kind: 'sqlite', filename: ':memory:', url: value };
+    return { kind: 'sqlite', filename: isAbsolute(path) ? path : resolve(cwd, path), url: value };
+  }
+  throw new ConfigError(
+    `DATABASE_URL: unsupported ${JSON.stringify(value)}; use sqlite:<path>, sqlite::memory: or memory:`,
+  );
+}
+
+/** Why a string cannot be an issuer, or undefined when it can (the core checks the scheme rules). */
+export function issuerProblem(value: string): string | undefined {
+  if (!URL.canParse(value)) return 'must be an absolute URL (e.g. https://auth.example.com)';
+  const url = new URL(value);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an https URL';
+  if (url.search !== '' || value.includes('?')) return 'must not have a query';
+  if (url.hash !== '' || value.includes('#')) return 'must not have a fragment';
+  if (url.username !== '' || url.password !== '') return 'must not contain user information';
+  return undefined;
+}
+
+function readConfigFile(env: NodeJS.ProcessEnv, cwd: string): { file: ConfigFile; path?: string } {
+  const explicit = nonEmpty(env.PORTCULLIS_CONFIG);
+  let path: string;
+  if (explicit !== undefined) {
+    path = resolve(cwd, explicit);
+    if (!existsSync(path)) throw new ConfigError(`PORTCULLIS_CONFIG: ${path} does not exist`);
+  } else {
+    path = resolve(cwd, DEFAULT_CONFIG_FILE);
+    if (!existsSync(path)) return { file: {} };
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config: cannot read ${path}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config: ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  return { file: parseConfigFile(json), path };
+}
+
+/** Validate the parsed JSON of a config file. */
+export function parseConfigFile(json: unknown): ConfigFile {
+  const result = configFileSchema.safeParse(json);
+  if (result.success) return result.data;
+  throw new ConfigError(formatIssues(result.error.issues));
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) lines.push(`config: ${formatPath([...issue.path, key])}: unknown field`);
+    } else {
+      lines.push(`config: ${issue.path.length === 0 ? '(root)' : formatPath(issue.path)}: ${issue.message}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** `clients[1].redirect_uris` */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else if (typeof part === 'string' && /^[A-Za-z_$][\w$]*$/.test(part)) out += out === '' ? part : `.${part}`;
+    else out += `[${JSON.stringify(String(part))}]`;
+  }
+  return out;
+}
+
+function checkRoutes(routes: Partial<RouteOptions> | undefined): void {
+  if (routes === undefined) return;
+  const merged: Record<string, string> = { ...DEFAULT_ROUTES, ...routes };
+  const seen = new Map<string, string>();
+  for (const [key, path] of Object.entries(merged)) {
+    if ((RESERVED_PATHS as readonly string[]).includes(path)) {
+      throw new ConfigError(`config: routes.${key}: ${path} is reserved for the server's health checks`);
+    }
+    const other = seen.get(path);
+    if (other !== undefined) {
+      const [mine, theirs] = key in routes ? [key, other] : [other, key];
+      throw new ConfigError(`config: routes.${mine}: ${path} is also the path of routes.${theirs}`);
+    }
+    seen.set(path, key);
+  }
+}
+
+function checkUsers(users: readonly UserInput[]): void {
+  const seen = new Map<string, number>();
+  users.forEach((user, i) => {
+    const first = seen.get(user.username);
+    if (first !== undefined) throw new ConfigError(`config: users[${i}].username: "${user.username}" is already users[${first}]`);
+    seen.set(user.username, i);
+    if (user.password !== undefined && user.password_hash !== undefined) {
+      throw new ConfigError(`config: users[${i}]: user "${user.username}": give either "password" or "password_hash", not both`);
+    }
+    if (user.password !== undefined && user.password.length < 8) {
+      throw new ConfigError(`config: users[${i}].password: user "${user.username}": must be at least 8 characters`);
+    }
+  });
+}
+
+/**
+ * A first pass of the client registry's own validation (RFC 7591 rules, redirect URIs, secrets),
+ * so a bad client is reported before anything starts. Which grant types the server serves is only
+ * known to the core: the registry checks that again at start.
+ */
+function checkClients(config: ResolvedConfig): void {
+  const grantTypes = KNOWN_GRANT_TYPES.filter((g) => {
+    const switches = config.grants ?? {};
+    if (g === 'password') return switches.password === true;
+    if (g === 'client_credentials') return switches.client_credentials !== false;
+    if (g === 'refresh_token') return switches.refresh_token !== false;
+    return true;
+  });
+  const sealer = config.keyEncryptionSecret !== undefined ? new Sealer(config.keyEncryptionSecret) : undefined;
+  const seen = new Map<string, number>();
+  config.clients.forEach((client, i) => {
+    const first = seen.get(client.client_id);
+    if (first !== undefined) throw new ConfigError(`config: clients[${i}].client_id: "${client.client_id}" is already clients[${first}]`);
+    seen.set(client.client_id, i);
+    try {
+      normalizeClientMetadata(client, { now: 0, grantTypes, ...(sealer ? { sealer } : {}) });
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ConfigError(`config: clients[${i}]: ${err.message}`);
+      throw err;
+    }
+  });
+}
+
+function parsePort(value: string): number {
+  const text = value.trim();
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`PORT: must be an integer from 0 to 65535 (got ${JSON.stringify(value)})`);
+  }
+  return port;
+}
+
+function parseBoolean(value: string | undefined, name: string): boolean | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const v = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(`${name}: must be true or false (got ${JSON.stringify(value)})`);
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}

@@ -1,0 +1,311 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { StorageUnavailableError } from '../../src/core/errors.js';
+import { runStorageConformance } from '../../src/storage/conformance.js';
+import type { ArtifactRecord, ConsumeResult } from '../../src/storage/contract.js';
+import { SQLITE_SCHEMA_VERSION, SqliteStorage, createSqliteStorage } from '../../src/storage/sqlite.js';
+
+const T = 1_000_000;
+
+let tempRoot = '';
+let fileCounter = 0;
+/** A fresh database path in a directory that does not exist yet (createSqliteStorage makes it). */
+function tempDbPath(): string {
+  fileCounter += 1;
+  return join(tempRoot, `case-${fileCounter}`, 'nested', 'portcullis.db');
+}
+
+/** A fresh database path whose directory exists (for opening it with the raw driver). */
+function tempDbPathWithDir(): string {
+  const path = tempDbPath();
+  mkdirSync(dirname(path), { recursive: true });
+  return path;
+}
+
+before(() => {
+  tempRoot = mkdtempSync(join(tmpdir(), 'portcullis-sqlite-'));
+});
+
+after(() => {
+  if (tempRoot !== '') rmSync(tempRoot, { recursive: true, force: true });
+});
+
+runStorageConformance('sqlite :memory:', () => createSqliteStorage({ filename: ':memory:' }));
+runStorageConformance('sqlite file', () => createSqliteStorage({ filename: tempDbPath() }));
+runStorageConformance('sqlite adopted connection', () =>
+  createSqliteStorage({ database: new Database(':memory:') }),
+);
+
+function code(id: string, fields: Partial<ArtifactRecord> = {}): ArtifactRecord {
+  return {
+    kind: 'authorization_code',
+    id,
+    client_id: 'client-1',
+    scope: 'openid',
+    created_at: T,
+    expires_at: T + 600,
+    ...fields,
+  };
+}
+
+describe('SqliteStorage', () => {
+  it('is named sqlite and creates the parent directory of the file', async () => {
+    const path = tempDbPath();
+    assert.equal(existsSync(path), false);
+    const storage = createSqliteStorage({ filename: path });
+    try {
+      assert.ok(storage instanceof SqliteStorage);
+      assert.equal(storage.name, 'sqlite');
+      assert.equal(existsSync(path), true);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('keeps data across close and reopen of the same file', async () => {
+    const path = tempDbPath();
+    const first = createSqliteStorage({ filename: path });
+    await first.upsertClient({
+      client_id: 'c1',
+      redirect_uris: ['https://a.example/cb'],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      rotate_refresh_tokens: true,
+      created_at: T,
+      updated_at: T,
+    });
+    await first.saveArtifact(code('c'));
+    assert.equal((await first.consumeArtifact('authorization_code', 'c', T + 1)).status, 'consumed');
+    assert.equal(await first.recordOnce('jti', T + 60, T), true);
+    await first.close();
+
+    const second = createSqliteStorage({ filename: path });
+    try {
+      assert.equal((await second.getClient('c1'))?.rotate_refresh_tokens, true);
+      assert.deepStrictEqual(await second.consumeArtifact('authorization_code', 'c', T + 2), {
+        status: 'already_consumed',
+        record: code('c', { consumed_at: T + 1 }),
+      });
+      assert.equal(await second.recordOnce('jti', T + 60, T + 1), false);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('applies each migration once: reopening does not re-apply them', async () => {
+    const path = tempDbPath();
+    for (let i = 0; i < 3; i++) await createSqliteStorage({ filename: path }).close();
+    const raw = new Database(path, { readonly: true });
+    try {
+      const rows = raw.prepare('SELECT version, applied_at FROM schema_migrations ORDER BY version').all() as {
+        version: number;
+        applied_at: number;
+      }[];
+      assert.ok(SQLITE_SCHEMA_VERSION >= 1);
+      assert.deepStrictEqual(
+        rows.map((r) => r.version),
+        Array.from({ length: SQLITE_SCHEMA_VERSION }, (_, i) => i + 1),
+      );
+      for (const row of rows) assert.equal(typeof row.applied_at, 'number');
+      const tables = (
+        raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]
+      ).map((r) => r.name);
+      for (const table of ['artifacts', 'clients', 'grants', 'rate_limits', 'replay_records', 'schema_migrations', 'signing_keys', 'users']) {
+        assert.ok(tables.includes(table), `missing table ${table}`);
+      }
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('uses WAL mode and the connection pragmas on a file database', async () => {
+    const path = tempDbPathWithDir();
+    const db = new Database(path);
+    const storage = createSqliteStorage({ database: db });
+    try {
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+      assert.equal(db.pragma('synchronous', { simple: true }), 1); // NORMAL
+      assert.equal(db.pragma('busy_timeout', { simple: true }), 5000);
+      assert.equal(db.pragma('foreign_keys', { simple: true }), 1);
+    } finally {
+      await storage.close();
+    }
+    assert.equal(db.open, false, 'close() closes the adopted connection');
+    const raw = new Database(path, { readonly: true });
+    try {
+      assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('throws StorageUnavailableError once closed (and close stays idempotent)', async () => {
+    const storage = createSqliteStorage({ filename: ':memory:' });
+    await storage.saveArtifact(code('c'));
+    await storage.close();
+    await storage.close();
+    await assert.rejects(storage.ping(), StorageUnavailableError);
+    await assert.rejects(storage.getClient('c1'), StorageUnavailableError);
+    await assert.rejects(storage.consumeArtifact('authorization_code', 'c', T), StorageUnavailableError);
+    await assert.rejects(storage.revokeGrant('g', T), StorageUnavailableError);
+    await assert.rejects(storage.hitRateLimit('k', 60, T), StorageUnavailableError);
+    await assert.rejects(storage.sweepExpired(T), StorageUnavailableError);
+  });
+
+  it('throws StorageUnavailableError when the adopted connection is closed underneath', async () => {
+    const db = new Database(':memory:');
+    const storage = createSqliteStorage({ database: db });
+    db.close();
+    await assert.rejects(storage.ping(), (err: unknown) => {
+      assert.ok(err instanceof StorageUnavailableError);
+      assert.ok(err.cause instanceof TypeError);
+      return true;
+    });
+    await storage.close();
+  });
+
+  it('throws StorageUnavailableError when the database stays busy', async () => {
+    const path = tempDbPathWithDir();
+    const db = new Database(path);
+    const storage = createSqliteStorage({ database: db });
+    db.pragma('busy_timeout = 20'); // keep the test fast
+    const blocker = new Database(path);
+    try {
+      blocker.exec('BEGIN IMMEDIATE');
+      await assert.rejects(storage.saveArtifact(code('c')), (err: unknown) => {
+        assert.ok(err instanceof StorageUnavailableError);
+        assert.match(String((err.cause as { code?: unknown }).code), /^SQLITE_BUSY/);
+        return true;
+      });
+      await assert.rejects(storage.revokeGrant('g', T), StorageUnavailableError);
+      blocker.exec('ROLLBACK');
+      await storage.saveArtifact(code('c'));
+      assert.equal((await storage.findArtifact('authorization_code', 'c', T))?.id, 'c');
+    } finally {
+      if (blocker.open) blocker.close();
+      await storage.close();
+    }
+  });
+
+  it('throws StorageUnavailableError when the file cannot be opened', () => {
+    // A directory is not a database file.
+    assert.throws(() => createSqliteStorage({ filename: tempRoot }), StorageUnavailableError);
+  });
+
+  it('rethrows other driver errors as they are (a duplicate artifact is not reset)', async () => {
+    const storage = createSqliteStorage({ filename: ':memory:' });
+    try {
+      await storage.saveArtifact(code('c'));
+      assert.equal((await storage.consumeArtifact('authorization_code', 'c', T + 1)).status, 'consumed');
+      await assert.rejects(storage.saveArtifact(code('c')), (err: unknown) => {
+        assert.ok(!(err instanceof StorageUnavailableError));
+        assert.match(String((err as { code?: unknown }).code), /^SQLITE_CONSTRAINT/);
+        return true;
+      });
+      assert.equal((await storage.consumeArtifact('authorization_code', 'c', T + 2)).status, 'already_consumed');
+      await assert.rejects(storage.hitRateLimit('k', 0, T), RangeError);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('two connections to one file: of 20 interleaved consumes exactly one is consumed', async () => {
+    const path = tempDbPath();
+    const a = createSqliteStorage({ filename: path });
+    const b = createSqliteStorage({ filename: path });
+    try {
+      await a.saveArtifact(code('shared'));
+      assert.equal((await b.findArtifact('authorization_code', 'shared', T))?.id, 'shared');
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? b : a).consumeArtifact('authorization_code', 'shared', T + 1 + i)),
+      );
+      assert.equal(results.filter((r) => r.status === 'consumed').length, 1);
+      assert.equal(results.filter((r) => r.status === 'already_consumed').length, 19);
+      for (const r of results) {
+        assert.ok(r.status !== 'not_found');
+        assert.equal(r.record.consumed_at, T + 1); // the first call (on b) won
+      }
+      // Revocation through one connection is visible through the other.
+      await a.createGrant({ id: 'g', client_id: 'client-1', scope: '', grant_type: 'authorization_code', created_at: T, expires_at: T + 999 });
+      await a.saveArtifact(code('rt', { kind: 'refresh_token', grant_id: 'g' }));
+      assert.equal(await b.revokeGrant('g', T + 5), true);
+      assert.equal(await a.revokeGrant('g', T + 6), false);
+      assert.equal((await a.findArtifact('refresh_token', 'rt', T + 7))?.revoked_at, T + 5);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('four worker threads racing on one file: exactly one consume and one recordOnce win', async () => {
+    const path = tempDbPath();
+    const setup = createSqliteStorage({ filename: path });
+    await setup.saveArtifact(code('race'));
+    await setup.close();
+
+    const moduleUrl = pathToFileURL(join(import.meta.dirname, '../../src/storage/sqlite.ts')).href;
+    const gate = new Int32Array(new SharedArrayBuffer(4));
+    const workerCode = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      (async () => {
+        // Workers do not inherit the test runner's TypeScript loader: load the module through tsx.
+        const { tsImport } = await import('tsx/esm/api');
+        const { createSqliteStorage } = await tsImport(workerData.moduleUrl, workerData.moduleUrl);
+        const storage = createSqliteStorage({ filename: workerData.path });
+        parentPort.postMessage({ ready: true });
+        Atomics.wait(workerData.gate, 0, 0);
+        const consumes = [];
+        const records = [];
+        for (let i = 0; i < 5; i++) {
+          consumes.push(await storage.consumeArtifact('authorization_code', 'race', ${T} + 1));
+          records.push(await storage.recordOnce('jti', ${T} + 60, ${T}));
+        }
+        await storage.close();
+        parentPort.postMessage({ consumes, records });
+      })().catch((err) => parentPort.postMessage({ error: String(err && err.stack || err) }));
+    `;
+    const workers = Array.from(
+      { length: 4 },
+      () => new Worker(workerCode, { eval: true, workerData: { moduleUrl, path, gate } }),
+    );
+    type Outcome = { consumes: ConsumeResult[]; records: boolean[] };
+    const ready: Promise<void>[] = [];
+    const done: Promise<Outcome>[] = [];
+    for (const worker of workers) {
+      let markReady!: () => void;
+      ready.push(new Promise<void>((resolve) => (markReady = resolve)));
+      done.push(
+        new Promise<Outcome>((resolve, reject) => {
+          worker.on('message', (msg: { ready?: true; error?: string } & Partial<Outcome>) => {
+            if (msg.ready) markReady();
+            else if (msg.error !== undefined) reject(new Error(msg.error));
+            else resolve(msg as Outcome);
+          });
+          worker.on('error', reject);
+        }),
+      );
+    }
+    try {
+      await Promise.race([Promise.all(ready), Promise.all(done)]);
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      const outcomes = await Promise.all(done);
+      const consumes = outcomes.flatMap((o) => o.consumes);
+      const records = outcomes.flatMap((o) => o.records);
+      assert.equal(consumes.length, 20);
+      assert.equal(consumes.filter((r) => r.status === 'consumed').length, 1);
+      assert.equal(consumes.filter((r) => r.status === 'already_consumed').length, 19);
+      assert.equal(records.filter((r) => r).length, 1);
+      assert.equal(records.filter((r) => !r).length, 19);
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+  });
+});

@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { assertOAuthError, assertTokenResponse, createHarness, WEB1, WEB2, type Harness } from '../helpers/harness.js';
+
+async function login(h: Harness, client: [string, string] | 'spa1', scope?: string): Promise<{ access: string; refresh: string }> {
+  const form: Record<string, string> = { grant_type: 'password', username: 'alice', password: 'alice-password' };
+  if (scope !== undefined) form.scope = scope;
+  const res = client === 'spa1' ? await h.post('/token', { ...form, client_id: 'spa1' }) : await h.post('/token', form, { basic: client });
+  const body = assertTokenResponse(res);
+  assert.equal(typeof body.refresh_token, 'string', 'a refresh token is issued to a client registered for refresh_token');
+  return { access: String(body.access_token), refresh: String(body.refresh_token) };
+}
+
+async function active(h: Harness, token: string, caller: [string, string] = WEB1): Promise<boolean> {
+  return h.json(await h.post('/introspect', { token }, { basic: caller })).active === true;
+}
+
+describe('refresh_token grant', () => {
+  let h: Harness;
+  before(async () => {
+    h = await createHarness();
+  });
+  after(() => h.close());
+
+  it('rotates the refresh token on every use; the old one stops working', async () => {
+    const first = await login(h, WEB1);
+    const body = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: first.refresh }, { basic: WEB1 }));
+    assert.equal(typeof body.refresh_token, 'string');
+    assert.notEqual(body.refresh_token, first.refresh);
+    const again = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(body.refresh_token) }, { basic: WEB1 }));
+    assert.notEqual(again.refresh_token, body.refresh_token);
+  });
+
+  it('a reused rotated refresh token revokes its grant: every access and refresh token from it', async () => {
+    const first = await login(h, WEB1);
+    const rotated = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: first.refresh }, { basic: WEB1 }));
+    assert.equal(await active(h, first.access), true);
+    assert.equal(await active(h, String(rotated.access_token)), true);
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: first.refresh }, { basic: WEB1 }), 400, 'invalid_grant');
+    assert.equal(await active(h, first.access), false, 'the first access token is revoked');
+    assert.equal(await active(h, String(rotated.access_token)), false, 'the rotated access token is revoked');
+    assert.equal(await active(h, String(rotated.refresh_token)), false);
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(rotated.refresh_token) }, { basic: WEB1 }), 400, 'invalid_grant');
+  });
+
+  it('20 concurrent refreshes of one token: exactly one 200, the rest invalid_grant, no 5xx', async () => {
+    const { refresh } = await login(h, WEB1);
+    const results = await Promise.all(Array.from({ length: 20 }, () => h.post('/token', { grant_type: 'refresh_token', refresh_token: refresh }, { basic: WEB1 })));
+    const statuses = results.map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 200).length, 1, `statuses ${statuses.join(',')}`);
+    assert.equal(statuses.filter((s) => s >= 500).length, 0);
+    for (const r of results.filter((x) => x.status !== 200)) assertOAuthError(r, 400, 'invalid_grant');
+  });
+
+  it('is bound to its client: another client gets invalid_grant and the token survives', async () => {
+    const { refresh } = await login(h, WEB1);
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: refresh }, { basic: WEB2 }), 400, 'invalid_grant');
+    assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: refresh }, { basic: WEB1 }));
+  });
+
+  it('without client authentication the confidential client gets invalid_client', async () => {
+    const { refresh } = await login(h, WEB1);
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: refresh, client_id: 'web1' }), 401, 'invalid_client');
+  });
+
+  it('scope may only narrow; narrowing changes only the new access token', async () => {
+    const { refresh } = await login(h, WEB1, 'api:read api:write offline_access');
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: refresh, scope: 'api:read admin' }, { basic: WEB1 }), 400, 'invalid_scope');
+    const narrowed = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: refresh, scope: 'api:read' }, { basic: WEB1 }));
+    assert.equal(narrowed.scope, 'api:read');
+    const full = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(narrowed.refresh_token) }, { basic: WEB1 }));
+    assert.equal(full.scope, 'api:read api:write offline_access', 'the rotated refresh token keeps the original scope');
+  });
+
+  it('an expired refresh token is invalid_grant', async () => {
+    const { refresh } = await login(h, WEB1);
+    h.clock.advance(14 * 24 * 3600 + 1);
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: refresh }, { basic: WEB1 }), 400, 'invalid_grant');
+  });
+
+  it('rotation never outlives the grant\'s absolute lifetime', async () => {
+    const grantTtl = await createHarness({ ttl: { grant: 100, refreshToken: 60 } });
+    try {
+      let { refresh } = await login(grantTtl, WEB1);
+      for (let i = 0; i < 3; i++) {
+        grantTtl.clock.advance(30);
+        refresh = String(assertTokenResponse(await grantTtl.post('/token', { grant_type: 'refresh_token', refresh_token: refresh }, { basic: WEB1 })).refresh_token);
+      }
+      grantTtl.clock.advance(11);
+      assertOAuthError(await grantTtl.post('/token', { grant_type: 'refresh_token', refresh_token: refresh }, { basic: WEB1 }), 400, 'invalid_grant');
+    } finally {
+      await grantTtl.close();
+    }
+  });
+
+  it('a revoked, tampered or unknown refresh token is invalid_grant (never 500)', async () => {
+    const { refresh } = await login(h, WEB1);
+    const tampered = (refresh[0] === 'A' ? 'B' : 'A') + refresh.slice(1);
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: tampered }, { basic: WEB1 }), 400, 'invalid_grant');
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: 'x'.repeat(5000) }, { basic: WEB1 }), 400, 'invalid_grant');
+    assert.equal((await h.post('/revoke', { token: refresh }, { basic: WEB1 })).status, 200);
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: refresh }, { basic: WEB1 }), 400, 'invalid_grant');
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token' }, { basic: WEB1 }), 400, 'invalid_request');
+  });
+
+  it('fails once the user is gone', async () => {
+    await h.portcullis.users.upsert({ username: 'carol', password: 'carol-password' });
+    const res = assertTokenResponse(await h.post('/token', { grant_type: 'password', username: 'carol', password: 'carol-password' }, { basic: WEB1 }));
+    await h.portcullis.users.remove('carol');
+    assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(res.refresh_token) }, { basic: WEB1 }), 400, 'invalid_grant');
+  });
+
+  it('public clients always rotate, even when rotation is off for the client', async () => {
+    await h.portcullis.clients.upsert({ client_id: 'spa-norotate', token_endpoint_auth_method: 'none', grant_types: ['password', 'refresh_token'], rotate_refresh_tokens: false });
+    const body = assertTokenResponse(await h.post('/token', { grant_type: 'password', username: 'alice', password: 'alice-password', client_id: 'spa-norotate' }));
+    const next = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(body.refresh_token), client_id: 'spa-norotate' }));
+    assert.notEqual(next.refresh_token, undefined);
+    assert.notEqual(next.refresh_token, body.refresh_token);
+  });
+
+  it('confidential clients may keep their refresh token when rotation is off for them', async () => {
+    await h.portcullis.clients.upsert({ client_id: 'web-norotate', client_secret: 'web-norotate-secret', grant_types: ['password', 'refresh_token'], rotate_refresh_tokens: false });
+    const creds: [string, string] = ['web-norotate', 'web-norotate-secret'];
+    const body = assertTokenResponse(await h.post('/token', { grant_type: 'password', username: 'alice', password: 'alice-password' }, { basic: creds }));
+    for (let i = 0; i < 3; i++) {
+      const next = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(body.refresh_token) }, { basic: creds }));
+      assert.equal(next.refresh_token, undefined, 'the same refresh token stays valid');
+    }
+  });
+});
