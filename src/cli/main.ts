@@ -63,13 +63,35 @@ export async function run(args: readonly string[], io: CliIo = defaultIo): Promi
     exitCode = code;
   });
   try {
-    await program.parseAsync([...args], { from: 'user' });
+    await program.parseAsync(withDefaultCommand(args), { from: 'user' });
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode; // commander already printed its message
     reportError(err, io);
     return 1;
   }
+}
+
+const COMMANDS = new Set(['start', 'clients', 'users', 'keys', 'help']);
+
+/**
+ * `start` is the default command: insert it when no command is named (`portcullis`,
+ * `portcullis --port 0`). Done here rather than with commander's `isDefault`, so that a mistyped
+ * command is reported as unknown instead of as an argument of `start`.
+ */
+function withDefaultCommand(args: readonly string[]): string[] {
+  let i = 0;
+  while (i < args.length) {
+    const arg = args[i]!;
+    if (arg === '-c' || arg === '--config') i += 2;
+    else if (arg.startsWith('--config=')) i += 1;
+    else break;
+  }
+  const first = args[i];
+  if (first === undefined) return [...args, 'start'];
+  if (COMMANDS.has(first) || ['-h', '--help', '-v', '--version'].includes(first)) return [...args];
+  if (first.startsWith('-')) return [...args.slice(0, i), 'start', ...args.slice(i)];
+  return [...args];
 }
 
 function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
@@ -83,7 +105,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .showHelpAfterError('(run portcullis --help for usage)');
 
   program
-    .command('start', { isDefault: true })
+    .command('start')
     .description('run the server (the default command)')
     .option('-p, --port <port>', 'port to listen on (default: $PORT, else 3000; 0 picks a free port)')
     .option('-H, --host <host>', 'address to listen on (default: $HOST, else 127.0.0.1)')
