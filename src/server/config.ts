@@ -160,17 +160,6 @@ const configFileSchema = z.strictObject(
   { error: 'the config file must contain a JSON object' },
 );
 
-/** Grant types a config client may list before the core tells which ones it serves. */
-const KNOWN_GRANT_TYPES = [
-  'authorization_code',
-  'client_credentials',
-  'refresh_token',
-  'password',
-  'urn:ietf:params:oauth:grant-type:device_code',
-  'urn:ietf:params:oauth:grant-type:jwt-bearer',
-  'urn:ietf:params:oauth:grant-type:token-exchange',
-];
-
 /**
  * Read the config file and the environment, validate them and merge them (env wins).
  * @throws ConfigError naming the field.
@@ -270,8 +259,10 @@ export function parseDatabaseUrl(url: string, cwd: string = process.cwd()): Data
     if (path === ':memory:') return { kind: 'sqlite', filename: ':memory:', url: value };
     return { kind: 'sqlite', filename: isAbsolute(path) ? path : resolve(cwd, path), url: value };
   }
+  // Name only the scheme: the rest of a URL may hold a password.
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:/.exec(value)?.[0];
   throw new ConfigError(
-    `DATABASE_URL: unsupported ${JSON.stringify(value)}; use sqlite:<path>, sqlite::memory: or memory:`,
+    `DATABASE_URL: unsupported ${scheme === undefined ? 'value' : `scheme "${scheme}"`}; use sqlite:<path>, sqlite::memory: or memory:`,
   );
 }
 
@@ -379,21 +370,36 @@ function checkUsers(users: readonly UserInput[]): void {
  * known to the core: the registry checks that again at start.
  */
 function checkClients(config: ResolvedConfig): void {
-  const grantTypes = KNOWN_GRANT_TYPES.filter((g) => {
-    const switches = config.grants ?? {};
-    if (g === 'password') return switches.password === true;
-    if (g === 'client_credentials') return switches.client_credentials !== false;
-    if (g === 'refresh_token') return switches.refresh_token !== false;
-    return true;
-  });
+  const switches = config.grants ?? {};
+  const disabled = new Set<string>();
+  if (switches.password !== true) disabled.add('password');
+  if (switches.client_credentials === false) disabled.add('client_credentials');
+  if (switches.refresh_token === false) disabled.add('refresh_token');
   const sealer = config.keyEncryptionSecret !== undefined ? new Sealer(config.keyEncryptionSecret) : undefined;
   const seen = new Map<string, number>();
   config.clients.forEach((client, i) => {
     const first = seen.get(client.client_id);
     if (first !== undefined) throw new ConfigError(`config: clients[${i}].client_id: "${client.client_id}" is already clients[${first}]`);
     seen.set(client.client_id, i);
+    const listed = Array.isArray(client.grant_types) ? client.grant_types.filter((g): g is string => typeof g === 'string') : [];
+    for (const g of listed) {
+      if (disabled.has(g)) {
+        const how = g === 'password' ? 'is off unless grants.password is true' : `is off: grants.${g} is false`;
+        throw new ConfigError(`config: clients[${i}]: client "${client.client_id}": field "grant_types" lists "${g}", which ${how}`);
+      }
+    }
+    // Other grant types are checked against what the core serves when the server starts.
+    const grantTypes = [...new Set(['authorization_code', ...listed])];
+    // A confidential client without a secret gets one generated at its first start (see applyConfig).
+    const method = client.token_endpoint_auth_method;
+    const getsSecret =
+      client.client_secret === undefined &&
+      (method === undefined || (typeof method === 'string' && method.startsWith('client_secret'))) &&
+      client.jwks === undefined &&
+      client.jwks_uri === undefined;
+    const input = getsSecret ? { ...client, client_secret: 'placeholder-for-a-generated-secret' } : client;
     try {
-      normalizeClientMetadata(client, { now: 0, grantTypes, ...(sealer ? { sealer } : {}) });
+      normalizeClientMetadata(input, { now: 0, grantTypes, ...(sealer ? { sealer } : {}) });
     } catch (err) {
       if (err instanceof ConfigError) throw new ConfigError(`config: clients[${i}]: ${err.message}`);
       throw err;

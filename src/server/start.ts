@@ -68,16 +68,12 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
   let listener: RequestListener = notReady;
   let closing = false;
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (closing) {
-      // Do not keep connections alive past a shutdown: close each once its response is written.
-      res.setHeader('connection', 'close');
-      res.once('finish', () => server.closeIdleConnections());
-    }
+    // During a shutdown no connection is kept alive: each closes once its response is written.
+    if (closing) res.setHeader('connection', 'close');
+    res.once('finish', () => {
+      if (closing) setImmediate(() => server.closeIdleConnections());
+    });
     listener(req, res);
-  });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (err.code !== 'ECONNRESET' && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
   });
 
   let port: number | undefined;
@@ -94,12 +90,14 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
 
   let generatedSecrets: GeneratedSecret[];
   let demoClient: GeneratedSecret | undefined;
+  let warnings: string[];
   try {
     generatedSecrets = await applyConfig(portcullis, config);
     if (config.configFile === undefined && (await portcullis.clients.list()).length === 0) {
       demoClient = await createDemoClient(portcullis);
       logger.info({ client_id: demoClient.client_id }, 'demo client created');
     }
+    warnings = await collectWarnings(config, portcullis);
     if (port === undefined) port = await listen(server, config.port, listenHost);
   } catch (err) {
     if (server.listening) await closeServer(server);
@@ -135,7 +133,6 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
   sweeper.unref();
 
   const url = `http://${urlHost(config.host)}:${port}`;
-  const warnings = await collectWarnings(config, portcullis);
   logger.info({ issuer, url, storage: portcullis.storage.name }, 'portcullis started');
   if (options.printBanner !== false) {
     write(banner({ config, portcullis, url, demoClient, generatedSecrets, warnings }));
