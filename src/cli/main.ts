@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The `portcullis` command line: run the server, and manage its clients, users and signing keys
  * in the same storage (DATABASE_URL) without starting the HTTP server.

@@ -279,6 +279,10 @@ async function collectWarnings(config: ResolvedConfig, portcullis: Portcullis): 
   if (portcullis.grantTypes.includes('password')) {
     warnings.push('the password grant is enabled: RFC 9700 §2.4 says not to use it; prefer the authorization code flow');
   }
+  const weak = config.clients.filter((c) => typeof c.client_secret === 'string' && c.client_secret.length < 32).map((c) => c.client_id);
+  if (weak.length > 0) {
+    warnings.push(`client secrets shorter than 32 characters (${weak.join(', ')}): they are stored as fast salted hashes, so use long random values`);
+  }
   if ((await portcullis.clients.get(DEMO_CLIENT_ID)) !== undefined) {
     warnings.push(`the demo client ${DEMO_CLIENT_ID} is registered: remove it before production (portcullis clients remove ${DEMO_CLIENT_ID})`);
   }

@@ -110,6 +110,7 @@ describe('startServer', () => {
     assert.equal(generated.client_id, 'gen');
     assert.ok(banner().includes(generated.client_secret));
     assert.match(banner(), /! the password grant is enabled/);
+    assert.match(banner(), /! client secrets shorter than 32 characters \(svc\)/);
     assert.equal((await clientCredentials(server.url, 'svc', 'a-long-client-secret')).status, 200);
     assert.equal((await clientCredentials(server.url, 'gen', generated.client_secret)).status, 200);
     const alice = await server.portcullis.users.findByUsername('alice');
