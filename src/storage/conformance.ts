@@ -50,6 +50,7 @@ function fullClient(id = 'client-full'): ClientRecord {
   return {
     client_id: id,
     client_secret_hash: 'sha256$c2FsdA$ZGlnZXN0',
+    client_secret_encrypted: 'enc:v1:aXY.Y3Q.dGFn',
     client_name: 'Full Client ✓',
     redirect_uris: ['https://app.example.com/cb', 'https://app.example.com/cb2'],
     grant_types: ['authorization_code', 'refresh_token'],
@@ -62,6 +63,9 @@ function fullClient(id = 'client-full'): ClientRecord {
     access_token_format: 'opaque',
     rotate_refresh_tokens: false,
     resource_server_audiences: ['https://api.example.com', 'https://api2.example.com'],
+    post_logout_redirect_uris: ['https://app.example.com/bye'],
+    id_token_signed_response_alg: 'RS256',
+    first_party: true,
     extra: { logo_uri: 'https://app.example.com/logo.png', contacts: ['a@example.com'], nested: { n: 1, b: true, z: null } },
     created_at: T,
     updated_at: T + 5,

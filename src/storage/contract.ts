@@ -41,6 +41,12 @@ export interface ClientRecord {
   rotate_refresh_tokens?: boolean;
   /** Audiences (resource servers) this client may introspect tokens for, when it is a resource server. */
   resource_server_audiences?: string[];
+  /** OIDC RP-initiated logout: where the client may be sent after logout (exact match). */
+  post_logout_redirect_uris?: string[];
+  /** Algorithm of ID tokens for this client (OIDC Registration); the server default when absent. */
+  id_token_signed_response_alg?: string;
+  /** A first-party client: consent is not asked (the operator vouches for it). */
+  first_party?: boolean;
   /** Any further RFC 7591 metadata (kept verbatim). */
   extra?: Record<string, unknown>;
   created_at: number;

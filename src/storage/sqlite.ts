@@ -75,8 +75,8 @@ interface Migration {
   sql: string;
 }
 
-/** Ordered schema migrations. Append only: never edit an applied one. */
-const MIGRATIONS: readonly Migration[] = [
+/** Ordered schema migrations. Append only: never edit an applied one. @internal (exported for migration tests) */
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'initial schema',
@@ -159,6 +159,44 @@ CREATE TABLE signing_keys (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'clients as one JSON record (RFC 7591 metadata grows without schema changes)',
+    sql: `
+CREATE TABLE clients_v2 (
+  client_id TEXT PRIMARY KEY,
+  record TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+INSERT INTO clients_v2 (client_id, record, created_at, updated_at)
+SELECT client_id,
+  json_patch(
+    json_object(
+      'client_id', client_id,
+      'redirect_uris', json(redirect_uris),
+      'grant_types', json(grant_types),
+      'response_types', json(response_types),
+      'token_endpoint_auth_method', token_endpoint_auth_method,
+      'created_at', created_at,
+      'updated_at', updated_at),
+    json_object(
+      'client_secret_hash', client_secret_hash,
+      'client_name', client_name,
+      'scope', scope,
+      'jwks', json(jwks),
+      'jwks_uri', jwks_uri,
+      'token_endpoint_auth_signing_alg', token_endpoint_auth_signing_alg,
+      'access_token_format', access_token_format,
+      'rotate_refresh_tokens', CASE WHEN rotate_refresh_tokens IS NULL THEN NULL WHEN rotate_refresh_tokens != 0 THEN json('true') ELSE json('false') END,
+      'resource_server_audiences', json(resource_server_audiences),
+      'extra', json(extra))),
+  created_at, updated_at
+FROM clients;
+DROP TABLE clients;
+ALTER TABLE clients_v2 RENAME TO clients;
+`,
+  },
 ];
 
 /** The schema version this code creates (the highest migration). */
@@ -166,10 +204,7 @@ export const SQLITE_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]?.
 
 const DEFAULT_SWEEP_LIMIT = 1000;
 
-const CLIENT_COLUMNS =
-  'client_id, client_secret_hash, client_name, redirect_uris, grant_types, response_types, ' +
-  'token_endpoint_auth_method, scope, jwks, jwks_uri, token_endpoint_auth_signing_alg, ' +
-  'access_token_format, rotate_refresh_tokens, resource_server_audiences, extra, created_at, updated_at';
+const CLIENT_COLUMNS = 'client_id, record, created_at, updated_at';
 const USER_COLUMNS = 'id, username, password_hash, claims, created_at, updated_at';
 const GRANT_COLUMNS =
   'id, client_id, user_id, scope, grant_type, created_at, expires_at, revoked_at, auth_time, data';
@@ -182,20 +217,8 @@ type Nullable<T> = T | null;
 
 interface ClientRow {
   client_id: string;
-  client_secret_hash: Nullable<string>;
-  client_name: Nullable<string>;
-  redirect_uris: string;
-  grant_types: string;
-  response_types: string;
-  token_endpoint_auth_method: string;
-  scope: Nullable<string>;
-  jwks: Nullable<string>;
-  jwks_uri: Nullable<string>;
-  token_endpoint_auth_signing_alg: Nullable<string>;
-  access_token_format: Nullable<string>;
-  rotate_refresh_tokens: Nullable<number>;
-  resource_server_audiences: Nullable<string>;
-  extra: Nullable<string>;
+  /** The whole ClientRecord as JSON (absent optional fields are simply not there). */
+  record: string;
   created_at: number;
   updated_at: number;
 }
@@ -256,32 +279,7 @@ function opt<T>(value: T | undefined): T | null {
 }
 
 function toClient(row: ClientRow): ClientRecord {
-  const client: ClientRecord = {
-    client_id: row.client_id,
-    redirect_uris: JSON.parse(row.redirect_uris) as string[],
-    grant_types: JSON.parse(row.grant_types) as string[],
-    response_types: JSON.parse(row.response_types) as string[],
-    token_endpoint_auth_method: row.token_endpoint_auth_method,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-  };
-  if (row.client_secret_hash !== null) client.client_secret_hash = row.client_secret_hash;
-  if (row.client_name !== null) client.client_name = row.client_name;
-  if (row.scope !== null) client.scope = row.scope;
-  if (row.jwks !== null) client.jwks = JSON.parse(row.jwks) as { keys: Record<string, unknown>[] };
-  if (row.jwks_uri !== null) client.jwks_uri = row.jwks_uri;
-  if (row.token_endpoint_auth_signing_alg !== null) {
-    client.token_endpoint_auth_signing_alg = row.token_endpoint_auth_signing_alg;
-  }
-  if (row.access_token_format !== null) {
-    client.access_token_format = row.access_token_format as 'jwt' | 'opaque';
-  }
-  if (row.rotate_refresh_tokens !== null) client.rotate_refresh_tokens = row.rotate_refresh_tokens !== 0;
-  if (row.resource_server_audiences !== null) {
-    client.resource_server_audiences = JSON.parse(row.resource_server_audiences) as string[];
-  }
-  if (row.extra !== null) client.extra = JSON.parse(row.extra) as Record<string, unknown>;
-  return client;
+  return JSON.parse(row.record) as ClientRecord;
 }
 
 function toUser(row: UserRow): UserRecord {
@@ -375,22 +373,9 @@ function prepareStatements(db: SqliteDatabase) {
 
     getClient: db.prepare(`SELECT ${CLIENT_COLUMNS} FROM clients WHERE client_id = ?`),
     upsertClient: db.prepare(
-      `INSERT INTO clients (${CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO clients (${CLIENT_COLUMNS}) VALUES (?, ?, ?, ?)
        ON CONFLICT (client_id) DO UPDATE SET
-         client_secret_hash = excluded.client_secret_hash,
-         client_name = excluded.client_name,
-         redirect_uris = excluded.redirect_uris,
-         grant_types = excluded.grant_types,
-         response_types = excluded.response_types,
-         token_endpoint_auth_method = excluded.token_endpoint_auth_method,
-         scope = excluded.scope,
-         jwks = excluded.jwks,
-         jwks_uri = excluded.jwks_uri,
-         token_endpoint_auth_signing_alg = excluded.token_endpoint_auth_signing_alg,
-         access_token_format = excluded.access_token_format,
-         rotate_refresh_tokens = excluded.rotate_refresh_tokens,
-         resource_server_audiences = excluded.resource_server_audiences,
-         extra = excluded.extra,
+         record = excluded.record,
          created_at = excluded.created_at,
          updated_at = excluded.updated_at`,
     ),
@@ -566,25 +551,7 @@ export class SqliteStorage implements Storage {
 
   async upsertClient(c: ClientRecord): Promise<void> {
     try {
-      this.#s.upsertClient.run(
-        c.client_id,
-        opt(c.client_secret_hash),
-        opt(c.client_name),
-        JSON.stringify(c.redirect_uris),
-        JSON.stringify(c.grant_types),
-        JSON.stringify(c.response_types),
-        c.token_endpoint_auth_method,
-        opt(c.scope),
-        json(c.jwks),
-        opt(c.jwks_uri),
-        opt(c.token_endpoint_auth_signing_alg),
-        opt(c.access_token_format),
-        c.rotate_refresh_tokens === undefined ? null : c.rotate_refresh_tokens ? 1 : 0,
-        json(c.resource_server_audiences),
-        json(c.extra),
-        c.created_at,
-        c.updated_at,
-      );
+      this.#s.upsertClient.run(c.client_id, JSON.stringify(c), c.created_at, c.updated_at);
     } catch (err) {
       throw mapError(err);
     }

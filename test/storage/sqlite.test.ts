@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { StorageUnavailableError } from '../../src/core/errors.js';
 import { runStorageConformance } from '../../src/storage/conformance.js';
 import type { ArtifactRecord, ConsumeResult } from '../../src/storage/contract.js';
-import { SQLITE_SCHEMA_VERSION, SqliteStorage, createSqliteStorage } from '../../src/storage/sqlite.js';
+import { MIGRATIONS, SQLITE_SCHEMA_VERSION, SqliteStorage, createSqliteStorage } from '../../src/storage/sqlite.js';
 
 const T = 1_000_000;
 
@@ -122,6 +122,55 @@ describe('SqliteStorage', () => {
       }
     } finally {
       raw.close();
+    }
+  });
+
+  it('migration 2 carries version-1 client rows over to JSON records, with absent fields still absent', async () => {
+    const path = tempDbPathWithDir();
+    const raw = new Database(path);
+    raw.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)');
+    raw.exec(MIGRATIONS[0]!.sql);
+    raw.prepare('INSERT INTO schema_migrations VALUES (1, 0)').run();
+    const insert = raw.prepare(
+      `INSERT INTO clients (client_id, client_secret_hash, client_name, redirect_uris, grant_types, response_types,
+        token_endpoint_auth_method, scope, jwks, jwks_uri, token_endpoint_auth_signing_alg, access_token_format,
+        rotate_refresh_tokens, resource_server_audiences, extra, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    insert.run('full', 'sha256$s$d', 'Full', '["https://a/cb"]', '["authorization_code"]', '["code"]', 'client_secret_basic', 'openid', '{"keys":[{"kty":"EC"}]}', null, 'ES256', 'opaque', 0, '["https://api"]', '{"logo_uri":"https://a/l.png"}', T, T + 1);
+    insert.run('min', null, null, '[]', '["client_credentials"]', '[]', 'none', null, null, null, null, null, null, null, null, T, T);
+    raw.close();
+    const storage = createSqliteStorage({ filename: path });
+    try {
+      assert.deepStrictEqual(await storage.getClient('full'), {
+        client_id: 'full',
+        client_secret_hash: 'sha256$s$d',
+        client_name: 'Full',
+        redirect_uris: ['https://a/cb'],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        scope: 'openid',
+        jwks: { keys: [{ kty: 'EC' }] },
+        token_endpoint_auth_signing_alg: 'ES256',
+        access_token_format: 'opaque',
+        rotate_refresh_tokens: false,
+        resource_server_audiences: ['https://api'],
+        extra: { logo_uri: 'https://a/l.png' },
+        created_at: T,
+        updated_at: T + 1,
+      });
+      assert.deepStrictEqual(await storage.getClient('min'), {
+        client_id: 'min',
+        redirect_uris: [],
+        grant_types: ['client_credentials'],
+        response_types: [],
+        token_endpoint_auth_method: 'none',
+        created_at: T,
+        updated_at: T,
+      });
+    } finally {
+      await storage.close();
     }
   });
 
