@@ -25,6 +25,15 @@ import type { Portcullis } from './portcullis-types.js';
 import type { ServerContext } from './server-context.js';
 import { TokenService } from './tokens/token-service.js';
 import { UserRegistry } from './users/registry.js';
+import { authorizationCodeGrant } from './grants/authorization-code.js';
+import { authorizeEndpoint, interactionEndpoint } from './interaction/hosted.js';
+import { userinfoEndpoint } from './endpoints/userinfo.js';
+import { endSessionEndpoint } from './endpoints/end-session.js';
+import { CookieSigner } from './interaction/cookies.js';
+import { resolveCookieKeys } from './interaction/cookie-keys.js';
+import { SessionManager } from './interaction/sessions.js';
+import { defaultPages } from './interaction/pages.js';
+import { authorizationErrorResponse, completeAuthorizationRequest, validateAuthorizationRequest } from './authorize/service.js';
 
 const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
 
@@ -56,7 +65,8 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
   const sealer = options.keyEncryptionSecret !== undefined ? new Sealer(options.keyEncryptionSecret) : undefined;
 
   const grants = new Map<string, GrantHandler>();
-  const switches = { client_credentials: true, refresh_token: true, password: false, ...options.grants };
+  const switches = { authorization_code: true, client_credentials: true, refresh_token: true, password: false, ...options.grants };
+  if (switches.authorization_code) grants.set(authorizationCodeGrant.type, authorizationCodeGrant);
   if (switches.client_credentials) grants.set(clientCredentialsGrant.type, clientCredentialsGrant);
   if (switches.refresh_token) grants.set(refreshTokenGrant.type, refreshTokenGrant);
   if (switches.password) grants.set(passwordGrant.type, passwordGrant);
@@ -83,6 +93,22 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
     ...(options.keyRotationDelay !== undefined ? { rotationDelay: options.keyRotationDelay } : {}),
   });
   keys.startAutoReload(60);
+  const idTokenSigningAlgorithm = options.idTokenSigningAlgorithm ?? options.signingAlgorithm ?? 'ES256';
+  // ID tokens: the server's algorithm, and RS256, which many relying parties expect (OIDC Registration's default).
+  const idTokenAlgorithms = [...new Set([idTokenSigningAlgorithm, 'RS256' as const])];
+  if (switches.authorization_code) for (const alg of idTokenAlgorithms) await keys.ensure(alg);
+  const issuerUrl = new URL(issuer);
+  const cookie = { path: issuerUrl.pathname === '/' ? '/' : issuerUrl.pathname.replace(/\/$/, ''), secure: issuerUrl.protocol === 'https:' };
+  const signer = new CookieSigner(
+    await resolveCookieKeys({
+      storage,
+      clock,
+      ...(options.cookieKeys !== undefined ? { cookieKeys: options.cookieKeys } : {}),
+      ...(options.keyEncryptionSecret !== undefined ? { keyEncryptionSecret: options.keyEncryptionSecret } : {}),
+    }),
+  );
+  const pkce = { required: options.pkce?.required ?? true, allowPlain: options.pkce?.allowPlain ?? false };
+  if (pkce.allowPlain) logger.warn({ event: 'config.insecure' }, 'PKCE plain is allowed (pkce.allowPlain): RFC 9700 §2.1.1 says use S256 only');
 
   const clientAuth: ClientAuthOptions = {
     storage,
@@ -122,6 +148,14 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
     hooks: options.hooks ?? {},
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
     grantTypes: () => grantTypes,
+    pkce,
+    pages: { ...defaultPages, ...options.pages },
+    serviceName: options.serviceName ?? 'Portcullis',
+    sessions: new SessionManager(storage, clock, signer, { ...cookie, ttl: ttl.session }),
+    signer,
+    cookie,
+    loginThrottle: { maxAttemptsPerUser: 5, maxAttemptsPerAddress: 30, windowSeconds: 900, ...options.loginThrottle },
+    idTokenSigningAlgorithm,
   };
 
   const metadata = buildMetadata(server);
@@ -137,6 +171,15 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
     let path = req.path;
     if (issuerPath !== '' && path.startsWith(issuerPath + '/')) path = path.slice(issuerPath.length);
     if (path === routes.token) return tokenEndpoint(req, server, grants);
+    if (switches.authorization_code) {
+      if (path === routes.authorize) return authorizeEndpoint(req, server);
+      if (path.startsWith(routes.interaction + '/')) {
+        const [uid = '', action, ...rest] = path.slice(routes.interaction.length + 1).split('/');
+        if (rest.length === 0) return interactionEndpoint(req, server, uid, action);
+      }
+      if (path === routes.userinfo) return userinfoEndpoint(req, server);
+      if (path === routes.end_session) return endSessionEndpoint(req, server);
+    }
     if (path === routes.revoke) return revocationEndpoint(req, server);
     if (path === routes.introspect) return introspectionEndpoint(req, server);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -183,6 +226,11 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
       return oauthResponseToFetch(await handle(req));
     },
     metadata: () => structuredClone(metadata),
+    authorization: {
+      validate: (req) => validateAuthorizationRequest(req, server),
+      complete: (request, decision, completeOptions) => completeAuthorizationRequest(request, decision, server, { fromPost: completeOptions?.fromPost ?? false }),
+      errorResponse: (err, errorOptions) => authorizationErrorResponse(err, server, { fromPost: errorOptions?.fromPost ?? false }),
+    },
     async close(closeOptions) {
       if (closed) return;
       closed = true;

@@ -6,6 +6,9 @@ import type { KeyManager } from './keys/key-manager.js';
 import type { Storage } from './storage/contract.js';
 import type { TokenService } from './tokens/token-service.js';
 import type { ScopePolicy } from './core/scope-policy.js';
+import type { CookieSigner } from './interaction/cookies.js';
+import type { PageRenderers } from './interaction/pages.js';
+import type { SessionManager } from './interaction/sessions.js';
 
 /** Everything endpoints and grants share, resolved once at start-up. */
 export interface ServerContext {
@@ -23,6 +26,21 @@ export interface ServerContext {
   passwordGrant: PasswordGrantOptions;
   hooks: TokenHooks;
   maxBodyBytes: number;
+  /** PKCE policy at the authorization endpoint. */
+  pkce: { required: boolean; allowPlain: boolean };
+  /** The page renderers (defaults, or the app's overrides). */
+  pages: PageRenderers;
+  /** Name shown on the hosted pages. */
+  serviceName: string;
+  sessions: SessionManager;
+  /** Signs cookies and CSRF tokens. */
+  signer: CookieSigner;
+  /** Cookie attributes: path (the issuer's path) and Secure (https issuers). */
+  cookie: { path: string; secure: boolean };
+  /** Throttling of the hosted login form. */
+  loginThrottle: { maxAttemptsPerUser: number; maxAttemptsPerAddress: number; windowSeconds: number };
+  /** Signing algorithm of ID tokens (default: the server's signing algorithm). */
+  idTokenSigningAlgorithm: string;
   /** Grant types the token endpoint serves (built-in switches and custom grants). */
   grantTypes(): readonly string[];
 }

@@ -36,7 +36,9 @@ async function readCapped(stream: ReadableStream<Uint8Array>, max: number): Prom
 
 export function oauthResponseToFetch(res: OAuthResponse): Response {
   const body = res.status === 204 || res.status === 304 || res.body === '' ? null : res.body;
-  return new Response(body, { status: res.status, headers: res.headers });
+  const headers = new Headers(res.headers);
+  for (const cookie of res.setCookies ?? []) headers.append('set-cookie', cookie);
+  return new Response(body, { status: res.status, headers });
 }
 
 /**

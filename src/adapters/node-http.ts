@@ -101,6 +101,7 @@ export function nodeToOAuthRequest(req: IncomingMessage, options: { maxBodyBytes
 function writeNodeResponse(req: IncomingMessage, res: ServerResponse, response: OAuthResponse): void {
   res.statusCode = response.status;
   for (const key in response.headers) res.setHeader(key, response.headers[key]!);
+  if (response.setCookies !== undefined && response.setCookies.length > 0) res.setHeader('set-cookie', response.setCookies);
   if (req.method === 'HEAD' || response.body === '') {
     res.end();
     return;

@@ -35,6 +35,9 @@ export interface ClientMetadataInput {
   access_token_format?: 'jwt' | 'opaque';
   rotate_refresh_tokens?: boolean;
   resource_server_audiences?: string[];
+  post_logout_redirect_uris?: string[];
+  id_token_signed_response_alg?: string;
+  first_party?: boolean;
   [extra: string]: unknown;
 }
 
@@ -53,8 +56,10 @@ export interface NormalizeClientOptions {
 const KNOWN_FIELDS = new Set([
   'client_id', 'client_secret', 'client_name', 'redirect_uris', 'grant_types', 'response_types',
   'token_endpoint_auth_method', 'token_endpoint_auth_signing_alg', 'scope', 'jwks', 'jwks_uri',
-  'access_token_format', 'rotate_refresh_tokens', 'resource_server_audiences',
+  'access_token_format', 'rotate_refresh_tokens', 'resource_server_audiences', 'post_logout_redirect_uris',
+  'id_token_signed_response_alg', 'first_party',
 ]);
+const ID_TOKEN_ALGORITHMS = ['ES256', 'RS256', 'PS256', 'EdDSA'];
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'];
 const CLIENT_ID = /^[\x21-\x7e]{1,255}$/;
 
@@ -157,6 +162,16 @@ export function normalizeClientMetadata(input: unknown, options: NormalizeClient
   const alg = optionalString(m, 'token_endpoint_auth_signing_alg', fail);
   const audiences = optionalStringArray(m, 'resource_server_audiences', fail);
   const clientName = optionalString(m, 'client_name', fail);
+  const postLogout = optionalStringArray(m, 'post_logout_redirect_uris', fail);
+  for (const uri of postLogout ?? []) {
+    const problem = redirectUriProblem(uri, options.allowInsecureRedirectUris === true);
+    if (problem !== undefined) fail('post_logout_redirect_uris', `has ${JSON.stringify(uri)}: ${problem}`);
+  }
+  const idTokenAlg = optionalString(m, 'id_token_signed_response_alg', fail);
+  if (idTokenAlg !== undefined && !ID_TOKEN_ALGORITHMS.includes(idTokenAlg)) fail('id_token_signed_response_alg', `must be one of ${ID_TOKEN_ALGORITHMS.join(', ')}`);
+  const firstParty = m.first_party;
+  if (firstParty !== undefined && typeof firstParty !== 'boolean') fail('first_party', 'must be true or false');
+  if (grantTypes.includes('authorization_code') && redirectUris.length === 0) fail('redirect_uris', 'must list at least one URI for the authorization_code grant');
 
   const extra: Record<string, unknown> = {};
   for (const key of Object.keys(m)) if (!KNOWN_FIELDS.has(key)) extra[key] = m[key];
@@ -180,6 +195,9 @@ export function normalizeClientMetadata(input: unknown, options: NormalizeClient
   if (format !== undefined) record.access_token_format = format as 'jwt' | 'opaque';
   if (rotate !== undefined) record.rotate_refresh_tokens = rotate as boolean;
   if (audiences !== undefined) record.resource_server_audiences = audiences;
+  if (postLogout !== undefined) record.post_logout_redirect_uris = postLogout;
+  if (idTokenAlg !== undefined) record.id_token_signed_response_alg = idTokenAlg;
+  if (firstParty !== undefined) record.first_party = firstParty as boolean;
   if (Object.keys(extra).length > 0) record.extra = extra;
   return record;
 }

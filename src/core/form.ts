@@ -126,3 +126,16 @@ export function safeName(name: string): string {
   const cleaned = name.replace(/[^A-Za-z0-9_.-]/g, '');
   return cleaned.length > 0 && cleaned.length <= 64 ? cleaned : '(unnamed)';
 }
+
+/** The request body as text (pre-parsed framework bodies are re-encoded), for endpoints that read forms themselves. */
+export function bodyText(req: OAuthRequest): string {
+  const body = req.body;
+  if (body === undefined) return '';
+  if (typeof body === 'string') return body;
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(body)) {
+    for (const v of Array.isArray(value) ? value : [value]) if (typeof v === 'string') params.append(key, v);
+  }
+  return params.toString();
+}

@@ -24,6 +24,8 @@ export interface OAuthResponse {
   status: number;
   headers: Record<string, string>;
   body: string;
+  /** `Set-Cookie` values (kept apart: one header each). */
+  setCookies?: string[];
 }
 
 export const NO_STORE_HEADERS: Readonly<Record<string, string>> = Object.freeze({

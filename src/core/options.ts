@@ -5,6 +5,7 @@ import type { OAuthError } from './errors.js';
 import type { Storage, ClientRecord } from '../storage/contract.js';
 import type { GrantHandler } from '../grants/grant.js';
 import type { SigningAlgorithm } from '../keys/jwt-signer.js';
+import type { PageRenderers } from '../interaction/pages.js';
 
 /** Lifetimes in seconds. */
 export interface TtlOptions {
@@ -20,6 +21,8 @@ export interface TtlOptions {
   idToken: number;
   /** Device codes. Default 600. */
   deviceCode: number;
+  /** Browser sign-in sessions of the hosted pages. Default 86,400 (one day). */
+  session: number;
 }
 
 export const DEFAULT_TTL: Readonly<TtlOptions> = Object.freeze({
@@ -29,6 +32,7 @@ export const DEFAULT_TTL: Readonly<TtlOptions> = Object.freeze({
   authorizationCode: 60,
   idToken: 3600,
   deviceCode: 600,
+  session: 86400,
 });
 
 /** Endpoint paths, relative to the issuer URL. */
@@ -42,6 +46,8 @@ export interface RouteOptions {
   device_authorization: string;
   device: string;
   end_session: string;
+  /** Hosted login and consent pages: `<interaction>/<id>`. */
+  interaction: string;
 }
 
 export const DEFAULT_ROUTES: Readonly<RouteOptions> = Object.freeze({
@@ -54,10 +60,13 @@ export const DEFAULT_ROUTES: Readonly<RouteOptions> = Object.freeze({
   device_authorization: '/device_authorization',
   device: '/device',
   end_session: '/end_session',
+  interaction: '/interaction',
 });
 
 /** Server-wide switches for the built-in grants. */
 export interface GrantSwitches {
+  /** Default true: the authorization endpoint, hosted login and consent, OpenID Connect. */
+  authorization_code?: boolean;
   /** Default true. */
   client_credentials?: boolean;
   /** Default true. */
@@ -130,6 +139,26 @@ export interface PortcullisOptions {
   /** Maximum form body size in bytes. Default 65,536. */
   maxBodyBytes?: number;
   hooks?: TokenHooks;
+  /** PKCE at the authorization endpoint. Default: required for every client, S256 only. */
+  pkce?: {
+    /** Require a code_challenge from confidential clients too. Default true (public clients always need one). */
+    required?: boolean;
+    /** Accept `code_challenge_method=plain`. Default false: RFC 9700 §2.1.1. The server warns loudly when on. */
+    allowPlain?: boolean;
+  };
+  /** Replace any of the hosted pages (branding, or your own UI). */
+  pages?: Partial<PageRenderers>;
+  /** Name shown on the hosted pages. Default "Portcullis". */
+  serviceName?: string;
+  /**
+   * Keys that sign cookies and CSRF tokens (first signs, all verify). Default: derived from
+   * keyEncryptionSecret, else a random key generated once and kept in storage (shared by all instances).
+   */
+  cookieKeys?: string[];
+  /** Algorithm of ID tokens for clients that registered no `id_token_signed_response_alg`. Default: signingAlgorithm. */
+  idTokenSigningAlgorithm?: SigningAlgorithm;
+  /** Throttling of the hosted login form. Defaults: 5 attempts per username, 30 per address, per 900 s. */
+  loginThrottle?: Partial<{ maxAttemptsPerUser: number; maxAttemptsPerAddress: number; windowSeconds: number }>;
   /** Allow an http issuer on a non-loopback host (never in production). */
   allowInsecureIssuer?: boolean;
 }

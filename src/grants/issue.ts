@@ -1,3 +1,5 @@
+import { OAuthError } from '../core/errors.js';
+import { createIdToken } from '../oidc/id-token.js';
 import type { GrantRecord } from '../storage/contract.js';
 import type { GrantContext, TokenResponseBody } from './grant.js';
 
@@ -9,6 +11,8 @@ export interface IssueInput {
   grant?: GrantRecord;
   /** Mint a refresh token of `grant` and return it. */
   refreshToken?: boolean;
+  /** Add an OIDC ID token when the scope has `openid` and the grant has a user. */
+  idToken?: { includeNonce: boolean };
 }
 
 /**
@@ -42,6 +46,11 @@ export async function issueTokens(ctx: GrantContext, input: IssueInput): Promise
   };
   if (input.refreshToken === true && input.grant !== undefined) {
     body.refresh_token = await server.tokens.issueRefreshToken(input.grant);
+  }
+  if (input.idToken !== undefined && input.scope.includes('openid') && input.grant !== undefined && input.userId !== undefined) {
+    const user = await server.storage.getUser(input.userId);
+    if (user === undefined) throw new OAuthError('invalid_grant', 'The user of the grant no longer exists');
+    body.id_token = createIdToken(server, { client, user, grant: input.grant, scope: input.scope, accessToken: accessToken.token, includeNonce: input.idToken.includeNonce });
   }
   if (input.scope.length > 0) body.scope = input.scope.join(' ');
   return body;

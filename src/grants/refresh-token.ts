@@ -56,6 +56,7 @@ export const refreshTokenGrant: GrantHandler = {
       scope,
       grant,
       refreshToken: rotate,
+      idToken: { includeNonce: false },
       ...(grant.user_id !== undefined ? { userId: grant.user_id } : {}),
     });
   },

@@ -84,7 +84,20 @@ export interface GrantRecord {
   data?: Record<string, unknown>;
 }
 
-export type ArtifactKind = 'authorization_code' | 'refresh_token' | 'access_token' | 'device_code';
+/**
+ * Kinds of artifact. `session` (browser sign-in), `interaction` (an authorization request waiting for
+ * login/consent), `consent` (what a user allowed a client) and `server_secret` (shared secrets such as
+ * the cookie-signing key, so every instance agrees) live in the same store.
+ */
+export type ArtifactKind =
+  | 'authorization_code'
+  | 'refresh_token'
+  | 'access_token'
+  | 'device_code'
+  | 'session'
+  | 'interaction'
+  | 'consent'
+  | 'server_secret';
 
 /** A short- or long-lived secret thing looked up by the hash of its value. */
 export interface ArtifactRecord {

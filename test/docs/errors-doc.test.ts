@@ -22,9 +22,10 @@ function documentedCodes(): Map<string, number> {
 }
 
 /** Every description the source can send: literals passed to OAuthError or its helpers, and the constants they use. */
-function sourceDescriptions(): { codes: Set<string>; descriptions: Set<string> } {
+function sourceDescriptions(): { codes: Set<string>; descriptions: Set<string>; authorizeCodes: Set<string> } {
   const codes = new Set<string>();
   const descriptions = new Set<string>();
+  const authorizeCodes = new Set<string>();
   for (const file of sourceFiles(join(root, 'src'))) {
     const text = readFileSync(file, 'utf8');
     const constants = new Map<string, string>();
@@ -35,13 +36,23 @@ function sourceDescriptions(): { codes: Set<string>; descriptions: Set<string> }
       if (literal !== undefined && literal.trim() !== '') descriptions.add(literal.trim());
     }
     for (const m of text.matchAll(/\b(?:invalidRequest|malformed)\('([^']+)'\)/g)) descriptions.add(m[1]!);
+    // Authorization endpoint, userinfo challenges and the hosted pages' error pages.
+    for (const m of text.matchAll(/(?:new AuthorizeError\(|refuse\(|challenge\(\d+, )'([a-z_]+)',\s*'([^']*)'/g)) {
+      authorizeCodes.add(m[1]!);
+      descriptions.add(m[2]!);
+    }
+    for (const m of text.matchAll(/errorPage\(server, \d+, (?:'[a-z_]+', )?'([^']+)'/g)) descriptions.add(m[1]!);
+    for (const m of text.matchAll(/loginPage\(server, request, \d+, ([A-Z_]+)/g)) {
+      const literal = constants.get(m[1]!);
+      if (literal !== undefined) descriptions.add(literal);
+    }
     for (const m of text.matchAll(/export const [A-Z_]*DESCRIPTION = '([^']+)'/g)) descriptions.add(m[1]!);
     for (const m of text.matchAll(/"error":"([a-z_]+)","error_description":"([^"]+)"/g)) {
       codes.add(m[1]!);
       descriptions.add(m[2]!);
     }
   }
-  return { codes, descriptions };
+  return { codes, descriptions, authorizeCodes };
 }
 
 describe('docs/errors.md matches the code', () => {
@@ -57,8 +68,13 @@ describe('docs/errors.md matches the code', () => {
 
   it('lists no code the code does not have', () => {
     for (const code of documented.keys()) {
-      assert.ok(code in ERROR_STATUS || source.codes.has(code), `${code} in docs/errors.md exists in the code`);
+      assert.ok(code in ERROR_STATUS || source.codes.has(code) || source.authorizeCodes.has(code), `${code} in docs/errors.md exists in the code`);
     }
+  });
+
+  it('documents every authorization-endpoint and bearer error code', () => {
+    assert.ok(source.authorizeCodes.size >= 8, `found ${source.authorizeCodes.size} codes`);
+    for (const code of source.authorizeCodes) assert.ok(doc.includes('`' + code + '`'), `docs/errors.md lists ${code}`);
   });
 
   it('documents every description the code can send', () => {

@@ -29,8 +29,13 @@ describe('discovery and JWKS', () => {
       const res = key === 'jwks_uri' ? await h.get(path) : await h.post(path, {});
       assert.notEqual(res.status, 404, `${key} ${path} is served`);
     }
-    assert.equal(meta.authorization_endpoint, undefined, 'no authorization endpoint is served yet');
-    assert.deepEqual(meta.response_types_supported, []);
+    assert.deepEqual(meta.response_types_supported, ['code']);
+    assert.deepEqual(meta.code_challenge_methods_supported, ['S256']);
+    assert.equal(meta.authorization_response_iss_parameter_supported, true);
+    assert.ok(!(meta.id_token_signing_alg_values_supported as string[]).includes('none'));
+    for (const alg of meta.id_token_signing_alg_values_supported as string[]) {
+      assert.ok((h.json(await h.get('/jwks')).keys as { alg: string }[]).some((k) => k.alg === alg), `a ${alg} key is published`);
+    }
     for (const grant of meta.grant_types_supported as string[]) {
       const res = await h.post('/token', { grant_type: grant });
       assert.notEqual(h.json(res).error, 'unsupported_grant_type', grant);
@@ -39,10 +44,16 @@ describe('discovery and JWKS', () => {
   });
 
   it('reflects what is switched off', async () => {
-    const p = await createPortcullis({ issuer: ISSUER, storage: createMemoryStorage(), grants: { refresh_token: false }, clientAuthMethods: ['client_secret_basic'] });
+    const p = await createPortcullis({ issuer: ISSUER, storage: createMemoryStorage(), grants: { refresh_token: false, authorization_code: false }, clientAuthMethods: ['client_secret_basic'] });
     try {
       const meta = p.metadata();
       assert.deepEqual(meta.grant_types_supported, ['client_credentials']);
+      for (const key of ['authorization_endpoint', 'userinfo_endpoint', 'end_session_endpoint', 'code_challenge_methods_supported', 'id_token_signing_alg_values_supported']) {
+        assert.equal(meta[key], undefined, `${key} is not advertised when the code flow is off`);
+      }
+      assert.deepEqual(meta.response_types_supported, []);
+      const authorize = await p.handle({ method: 'GET', path: '/authorize', query: '', headers: {} });
+      assert.equal(authorize.status, 404);
       assert.deepEqual(meta.token_endpoint_auth_methods_supported, ['client_secret_basic']);
       assert.equal(meta.token_endpoint_auth_signing_alg_values_supported, undefined);
     } finally {

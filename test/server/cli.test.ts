@@ -147,11 +147,13 @@ describe('portcullis users', () => {
 });
 
 describe('portcullis keys', () => {
-  test('keys list shows one key; keys rotate --now adds a second key that signs at once', async () => {
+  test('keys list shows one key per algorithm (ES256 signs tokens, RS256 ID tokens for clients that need it); keys rotate --now adds a second ES256 key that signs at once', async () => {
     const ws = workspace();
     const first = await runCli(['keys', 'list', '--json'], ws);
     assert.equal(first.code, 0, first.stderr);
-    const before = JSON.parse(first.stdout) as { kid: string; signing: boolean; status: string }[];
+    const all = JSON.parse(first.stdout) as { kid: string; alg: string; signing: boolean; status: string }[];
+    assert.deepEqual(all.map((k) => k.alg).sort(), ['ES256', 'RS256']);
+    const before = all.filter((k) => k.alg === 'ES256');
     assert.equal(before.length, 1);
     assert.equal(before[0]?.signing, true);
     assert.ok(!first.stdout.includes('private'), 'only public information is listed');
@@ -162,7 +164,7 @@ describe('portcullis keys', () => {
     assert.ok(kid !== undefined, rotated.stdout);
 
     const second = await runCli(['keys', 'list', '--json'], ws);
-    const keys = JSON.parse(second.stdout) as { kid: string; signing: boolean; status: string }[];
+    const keys = (JSON.parse(second.stdout) as { kid: string; alg: string; signing: boolean; status: string }[]).filter((k) => k.alg === 'ES256');
     assert.equal(keys.length, 2);
     assert.deepEqual(keys.find((k) => k.signing)?.kid, kid);
     assert.equal(keys.find((k) => k.kid === before[0]?.kid)?.status, 'retiring');

@@ -119,10 +119,15 @@ describe('startServer', () => {
   });
 
   test('a config client the core refuses fails the start with the client and field named', async () => {
-    const config = configIn({ config: { clients: [{ client_id: 'web', client_secret: 'a-long-client-secret', redirect_uris: ['https://app.example.com/cb'] }] } });
-    await assert.rejects(startServer(config, { logger: captureLogger().logger, write: () => {} }), (err: unknown) => {
+    const config = configIn({ config: { clients: [{ client_id: 'web', client_secret: 'a-long-client-secret', grant_types: ['password'] }] } });
+    // If it wrongly starts, close it, so a failure cannot leave a listening server behind.
+    const attempt = startServer(config, { logger: captureLogger().logger, write: () => {} }).then(async (server) => {
+      await server.close();
+      return server;
+    });
+    await assert.rejects(attempt, (err: unknown) => {
       assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /^config: clients\[0\]: client "web": field "grant_types" lists "authorization_code", which this server does not serve/);
+      assert.match(err.message, /^config: clients\[0\]: client "web": field "grant_types" lists "password", which is off unless grants.password is true/);
       return true;
     });
   });
