@@ -29,3 +29,7 @@ export type { SigningAlgorithm } from './keys/jwt-signer.js';
 export type { Storage } from './storage/contract.js';
 export { toNodeListener } from './adapters/node-http.js';
 export { toFetchHandler } from './adapters/fetch.js';
+export { nodeToOAuthRequest } from './adapters/node-http.js';
+export { AuthorizeError, type AuthorizationRequest, type AuthorizationDecision, type AuthorizeErrorCode } from './authorize/request.js';
+export type { PageRenderers } from './interaction/pages.js';
+export { html, raw, HtmlString } from './interaction/html.js';
