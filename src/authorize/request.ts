@@ -72,7 +72,7 @@ export class AuthorizeError extends OAuthError {
 }
 
 function isTokenError(code: AuthorizeErrorCode): code is OAuthErrorCode {
-  return ['invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope', 'unsupported_token_type', 'server_error', 'temporarily_unavailable'].includes(code);
+  return ['invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope', 'unsupported_token_type', 'invalid_target', 'server_error', 'temporarily_unavailable'].includes(code);
 }
 
 /** RFC 7636 §4.1: code_verifier / code_challenge = 43*128unreserved. */

@@ -38,6 +38,7 @@ export interface ClientMetadataInput {
   post_logout_redirect_uris?: string[];
   id_token_signed_response_alg?: string;
   first_party?: boolean;
+  allowed_audiences?: string[];
   [extra: string]: unknown;
 }
 
@@ -57,7 +58,7 @@ const KNOWN_FIELDS = new Set([
   'client_id', 'client_secret', 'client_name', 'redirect_uris', 'grant_types', 'response_types',
   'token_endpoint_auth_method', 'token_endpoint_auth_signing_alg', 'scope', 'jwks', 'jwks_uri',
   'access_token_format', 'rotate_refresh_tokens', 'resource_server_audiences', 'post_logout_redirect_uris',
-  'id_token_signed_response_alg', 'first_party',
+  'id_token_signed_response_alg', 'first_party', 'allowed_audiences',
 ]);
 const ID_TOKEN_ALGORITHMS = ['ES256', 'RS256', 'PS256', 'EdDSA'];
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'];
@@ -171,6 +172,7 @@ export function normalizeClientMetadata(input: unknown, options: NormalizeClient
   if (idTokenAlg !== undefined && !ID_TOKEN_ALGORITHMS.includes(idTokenAlg)) fail('id_token_signed_response_alg', `must be one of ${ID_TOKEN_ALGORITHMS.join(', ')}`);
   const firstParty = m.first_party;
   if (firstParty !== undefined && typeof firstParty !== 'boolean') fail('first_party', 'must be true or false');
+  const allowedAudiences = optionalStringArray(m, 'allowed_audiences', fail);
   if (grantTypes.includes('authorization_code') && redirectUris.length === 0) fail('redirect_uris', 'must list at least one URI for the authorization_code grant');
 
   const extra: Record<string, unknown> = {};
@@ -198,6 +200,7 @@ export function normalizeClientMetadata(input: unknown, options: NormalizeClient
   if (postLogout !== undefined) record.post_logout_redirect_uris = postLogout;
   if (idTokenAlg !== undefined) record.id_token_signed_response_alg = idTokenAlg;
   if (firstParty !== undefined) record.first_party = firstParty as boolean;
+  if (allowedAudiences !== undefined) record.allowed_audiences = allowedAudiences;
   if (Object.keys(extra).length > 0) record.extra = extra;
   return record;
 }

@@ -11,6 +11,7 @@ export type OAuthErrorCode =
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'unsupported_token_type'
+  | 'invalid_target'
   | 'server_error'
   | 'temporarily_unavailable';
 
@@ -23,6 +24,7 @@ export const ERROR_STATUS: Readonly<Record<OAuthErrorCode, number>> = Object.fre
   unsupported_grant_type: 400,
   invalid_scope: 400,
   unsupported_token_type: 400,
+  invalid_target: 400,
   server_error: 500,
   temporarily_unavailable: 503,
 });

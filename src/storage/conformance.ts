@@ -66,6 +66,7 @@ function fullClient(id = 'client-full'): ClientRecord {
     post_logout_redirect_uris: ['https://app.example.com/bye'],
     id_token_signed_response_alg: 'RS256',
     first_party: true,
+    allowed_audiences: ['https://api.example.com'],
     extra: { logo_uri: 'https://app.example.com/logo.png', contacts: ['a@example.com'], nested: { n: 1, b: true, z: null } },
     created_at: T,
     updated_at: T + 5,

@@ -47,6 +47,11 @@ export interface ClientRecord {
   id_token_signed_response_alg?: string;
   /** A first-party client: consent is not asked (the operator vouches for it). */
   first_party?: boolean;
+  /**
+   * Audiences this client may obtain tokens for: RFC 8707 `resource` values and RFC 8693 `audience`
+   * values. A target outside this list → `invalid_target`. Absent: only the server's default audience.
+   */
+  allowed_audiences?: string[];
   /** Any further RFC 7591 metadata (kept verbatim). */
   extra?: Record<string, unknown>;
   created_at: number;
