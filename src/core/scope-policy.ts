@@ -14,7 +14,8 @@ export class ScopePolicy {
       this.descriptions = {};
     } else if (Array.isArray(scopes)) {
       this.known = new Set(scopes);
-      this.descriptions = Object.fromEntries(scopes.map((s) => [s, s]));
+      // Names only: the consent page falls back to the standard descriptions, then to the name.
+      this.descriptions = {};
     } else {
       this.known = new Set(Object.keys(scopes));
       this.descriptions = { ...scopes };
