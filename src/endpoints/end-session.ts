@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { matchRedirectUri } from '../authorize/redirect-uri.js';
 import { sha256 } from '../core/crypto.js';
 import { bodyText, parseUrlEncoded } from '../core/form.js';
 import type { OAuthRequest, OAuthResponse } from '../core/http.js';
@@ -37,7 +38,8 @@ export async function endSessionEndpoint(req: OAuthRequest, server: ServerContex
   const postLogout = params.post_logout_redirect_uri;
   if (postLogout !== undefined) {
     if (client === undefined) return errorPage(server, 400, 'post_logout_redirect_uri needs id_token_hint or client_id');
-    if (!(client.post_logout_redirect_uris ?? []).includes(postLogout)) return errorPage(server, 400, 'The post_logout_redirect_uri is not registered for this client');
+    // The redirect URI rules apply: exact match, and for http loopback IP literals only the port may vary.
+    if (!matchRedirectUri(postLogout, client.post_logout_redirect_uris ?? [])) return errorPage(server, 400, 'The post_logout_redirect_uri is not registered for this client');
   }
   const target = postLogout === undefined ? undefined : { uri: postLogout, ...(params.state !== undefined ? { state: params.state } : {}) };
 

@@ -1,5 +1,8 @@
 /**
  * The ready-to-run server: the core behind node:http, configured from {@link ResolvedConfig}.
+ * On a first start without a config file it creates the demo (see ./demo.ts): `demo-client`
+ * (client_credentials), the user `demo` and the web client `demo-web`, and prints their secrets
+ * once with a sign-in link; the server answers `demo-web`'s callback pages while that client exists.
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,7 +10,19 @@ import { toNodeListener } from '../adapters/node-http.js';
 import { systemClock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { Portcullis } from '../portcullis-types.js';
-import { defaultIssuer, isLoopbackHost, isWildcardHost, type ResolvedConfig } from './config.js';
+import { DEFAULT_DATABASE_URL, defaultIssuer, isLoopbackHost, isWildcardHost, type ResolvedConfig } from './config.js';
+import {
+  DEMO_USERNAME,
+  DEMO_WEB_CLIENT_ID,
+  DEMO_SECRET_VARIABLE,
+  createDemoFlow,
+  createDemoUser,
+  createDemoWebClient,
+  demoWebClientMatches,
+  withDemoPages,
+  type DemoFlow,
+  type DemoUser,
+} from './demo.js';
 import { createServerLogger } from './logger.js';
 import {
   DEMO_CLIENT_ID,
@@ -38,6 +53,15 @@ export interface RunningServer {
   server: Server;
   /** Set when this start created the demo client: its secret, shown once. */
   demoClient?: GeneratedSecret;
+  /** Set when this start created the demo web client (`demo-web`): its secret, shown once. */
+  demoWebClient?: GeneratedSecret;
+  /** Set when this start created the demo user: its password, shown once. */
+  demoUser?: DemoUser;
+  /**
+   * This process's demo sign-in (authorization URL, PKCE verifier, state, nonce): set when the
+   * `demo-web` client exists and accepts this issuer's redirect URI. New at every start, never stored.
+   */
+  demoFlow?: DemoFlow;
   /** Secrets generated for config clients on their first start, shown once. */
   generatedSecrets: GeneratedSecret[];
   /** Insecure development defaults in force. */
@@ -90,13 +114,28 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
 
   let generatedSecrets: GeneratedSecret[];
   let demoClient: GeneratedSecret | undefined;
+  let demoWebClient: GeneratedSecret | undefined;
+  let demoUser: DemoUser | undefined;
+  let demoWeb: DemoWebStatus;
+  let demoUserExists = false;
   let warnings: string[];
+  // Kept in memory only: the banner prints it, the demo callback page shows the verifier.
+  const flow = createDemoFlow(portcullis);
   try {
     generatedSecrets = await applyConfig(portcullis, config);
     if (config.configFile === undefined && (await portcullis.clients.list()).length === 0) {
       demoClient = await createDemoClient(portcullis);
       logger.info({ client_id: demoClient.client_id }, 'demo client created');
+      demoWebClient = await createDemoWebClient(portcullis);
+      if (demoWebClient !== undefined) {
+        logger.info({ client_id: demoWebClient.client_id }, 'demo web client created');
+        demoUser = await createDemoUser(portcullis);
+        if (demoUser !== undefined) logger.info({ username: demoUser.username }, 'demo user created');
+      }
     }
+    const matches = await demoWebClientMatches(portcullis, flow);
+    demoWeb = matches === undefined ? 'absent' : matches ? 'ready' : 'mismatch';
+    demoUserExists = demoWeb !== 'absent' && (await portcullis.users.findByUsername(DEMO_USERNAME)) !== undefined;
     warnings = await collectWarnings(config, portcullis);
     if (port === undefined) port = await listen(server, config.port, listenHost);
   } catch (err) {
@@ -106,10 +145,13 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
   }
 
   listener = withAccessLog(
-    toNodeListener(portcullis, {
-      trustProxy: config.trustProxy,
-      onError: (err) => logger.error({ err }, 'request failed in the node adapter'),
-    }),
+    withDemoPages(
+      toNodeListener(portcullis, {
+        trustProxy: config.trustProxy,
+        onError: (err) => logger.error({ err }, 'request failed in the node adapter'),
+      }),
+      { portcullis, flow, logger },
+    ),
     logger,
   );
 
@@ -135,7 +177,7 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
   const url = `http://${urlHost(config.host)}:${port}`;
   logger.info({ issuer, url, storage: portcullis.storage.name }, 'portcullis started');
   if (options.printBanner !== false) {
-    write(banner({ config, portcullis, url, demoClient, generatedSecrets, warnings }));
+    write(banner({ config, portcullis, url, demoClient, demoWebClient, demoUser, demoUserExists, demoWeb, flow, generatedSecrets, warnings }));
   } else {
     for (const warning of warnings) logger.warn({}, warning);
   }
@@ -160,6 +202,9 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
     },
   };
   if (demoClient !== undefined) running.demoClient = demoClient;
+  if (demoWebClient !== undefined) running.demoWebClient = demoWebClient;
+  if (demoUser !== undefined) running.demoUser = demoUser;
+  if (demoWeb === 'ready') running.demoFlow = flow;
   return running;
 }
 
@@ -286,14 +331,31 @@ async function collectWarnings(config: ResolvedConfig, portcullis: Portcullis): 
   if ((await portcullis.clients.get(DEMO_CLIENT_ID)) !== undefined) {
     warnings.push(`the demo client ${DEMO_CLIENT_ID} is registered: remove it before production (portcullis clients remove ${DEMO_CLIENT_ID})`);
   }
+  if ((await portcullis.clients.get(DEMO_WEB_CLIENT_ID)) !== undefined) {
+    warnings.push(
+      `the demo web client ${DEMO_WEB_CLIENT_ID} is registered, and the server answers its demo pages (/demo/callback, /demo/logged-out) while it is: ` +
+        `remove it before production (portcullis clients remove ${DEMO_WEB_CLIENT_ID})`,
+    );
+  }
+  if ((await portcullis.users.findByUsername(DEMO_USERNAME)) !== undefined) {
+    warnings.push(`the demo user ${DEMO_USERNAME} exists: remove it before production (portcullis users remove ${DEMO_USERNAME})`);
+  }
   return warnings;
 }
+
+/** Whether the `demo-web` client exists, and if so whether it accepts this issuer's redirect URI. */
+type DemoWebStatus = 'absent' | 'ready' | 'mismatch';
 
 function banner(input: {
   config: ResolvedConfig;
   portcullis: Portcullis;
   url: string;
   demoClient: GeneratedSecret | undefined;
+  demoWebClient: GeneratedSecret | undefined;
+  demoUser: DemoUser | undefined;
+  demoUserExists: boolean;
+  demoWeb: DemoWebStatus;
+  flow: DemoFlow;
   generatedSecrets: GeneratedSecret[];
   warnings: string[];
 }): string {
@@ -321,6 +383,7 @@ function banner(input: {
       `    curl -s -u ${demoClient.client_id}:${demoClient.client_secret} -d grant_type=client_credentials -d scope=api:read ${portcullis.endpoints.token}`,
     );
   }
+  lines.push(...demoWebBanner(input));
   if (generatedSecrets.length > 0) {
     lines.push('', 'Secrets generated for config clients (shown only this once, not stored in clear):');
     for (const s of generatedSecrets) lines.push(`  ${s.client_id}:  ${s.client_secret}`);
@@ -331,6 +394,67 @@ function banner(input: {
   }
   lines.push('', 'Stop with Ctrl-C (SIGINT) or SIGTERM.', '');
   return lines.join('\n') + '\n';
+}
+
+/** The demo web client's part of the banner: its credentials when just created, and this process's sign-in link. */
+function demoWebBanner(input: {
+  config: ResolvedConfig;
+  demoWebClient: GeneratedSecret | undefined;
+  demoUser: DemoUser | undefined;
+  demoUserExists: boolean;
+  demoWeb: DemoWebStatus;
+  flow: DemoFlow;
+}): string[] {
+  const { config, demoWebClient, demoUser, demoUserExists, demoWeb, flow } = input;
+  if (demoWeb === 'absent') return [];
+  const lines: string[] = [''];
+  if (demoWebClient !== undefined) {
+    lines.push(
+      'A demo user and a demo web client were created for the authorization code flow.',
+      'The password and the secret are shown only this once and are not stored in clear:',
+    );
+    if (demoUser !== undefined) {
+      lines.push(`  username:       ${demoUser.username}`, `  password:       ${demoUser.password}`);
+    } else {
+      lines.push(`  username:       ${DEMO_USERNAME} (the user already existed: its password was not changed)`);
+    }
+    lines.push(
+      `  client_id:      ${demoWebClient.client_id}`,
+      `  client_secret:  ${demoWebClient.client_secret}`,
+      `  redirect_uri:   ${flow.redirectUri}`,
+    );
+  } else {
+    const where =
+      config.database.url === DEFAULT_DATABASE_URL
+        ? `the ./data directory (${config.database.kind === 'sqlite' ? config.database.filename : config.database.url})`
+        : config.database.kind === 'sqlite' && config.database.filename !== ':memory:'
+          ? `the database file ${config.database.filename}`
+          : 'the database';
+    const remove = `portcullis clients remove ${DEMO_WEB_CLIENT_ID}${demoUserExists ? ` && portcullis users remove ${DEMO_USERNAME}` : ''}`;
+    lines.push(
+      demoUserExists
+        ? `The demo web client ${DEMO_WEB_CLIENT_ID} and the demo user ${DEMO_USERNAME} exist; their secret and password were shown at the first start only.`
+        : `The demo web client ${DEMO_WEB_CLIENT_ID} exists; its secret was shown at the first start only.`,
+      `  To start over (a new secret and password): stop the server and delete ${where}, then start again;`,
+      `  or remove them (${remove}) and register your own.`,
+    );
+  }
+  if (demoWeb === 'mismatch') {
+    lines.push(`  Its redirect URIs do not include ${flow.redirectUri} (the issuer changed?): start over as above to use it with this issuer.`);
+    return lines;
+  }
+  lines.push(
+    '',
+    'Open in a browser to sign in:',
+    `  ${flow.authorizationUrl}`,
+    `  code_verifier:  ${flow.codeVerifier}`,
+    '  (the sign-in link and its PKCE code_verifier are new at every start)',
+    '  then exchange the code (the callback page shows this command with the code filled in):',
+  );
+  if (demoWebClient !== undefined) lines.push(`    export ${DEMO_SECRET_VARIABLE}=${demoWebClient.client_secret}`);
+  else lines.push(`    # ${DEMO_SECRET_VARIABLE}: the ${DEMO_WEB_CLIENT_ID} secret shown at the first start`);
+  lines.push(`    ${flow.curl}`);
+  return lines;
 }
 
 function stripBrackets(host: string): string {

@@ -300,7 +300,7 @@ describe('portcullis start', () => {
     assert.equal((await stop(second, 'SIGINT', 5000)).code, 0);
 
     const clients = JSON.parse((await runCli(['clients', 'list', '--json'], ws)).stdout) as { client_id: string }[];
-    assert.deepEqual(clients.map((c) => c.client_id), ['demo-client']);
+    assert.deepEqual(clients.map((c) => c.client_id).sort(), ['demo-client', 'demo-web']);
   });
 
   test('with a config file no demo client is created; config clients are registered', async () => {
