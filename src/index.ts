@@ -33,3 +33,17 @@ export { nodeToOAuthRequest } from './adapters/node-http.js';
 export { AuthorizeError, type AuthorizationRequest, type AuthorizationDecision, type AuthorizeErrorCode } from './authorize/request.js';
 export type { PageRenderers } from './interaction/pages.js';
 export { html, raw, HtmlString } from './interaction/html.js';
+export {
+  TOKEN_EXCHANGE_GRANT_TYPE,
+  TOKEN_TYPE_ACCESS_TOKEN,
+  TOKEN_TYPE_ID_TOKEN,
+  TOKEN_TYPE_JWT,
+  type TokenExchangeOptions,
+  type TokenExchangePolicyContext,
+  type TokenExchangePolicyDecision,
+  type TokenExchangeTrustedIssuer,
+} from './grants/token-exchange.js';
+export { JWT_BEARER_GRANT_TYPE, type JwtBearerOptions } from './grants/jwt-bearer.js';
+export type { TrustedIssuerOptions } from './grants/trusted-issuers.js';
+export type { ResourceOptions } from './core/options.js';
+export type { DeviceFlowOptions } from './core/options.js';

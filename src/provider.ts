@@ -5,8 +5,9 @@ import { systemClock } from './core/clock.js';
 import { ConfigError, OAuthError, toOAuthError } from './core/errors.js';
 import type { OAuthRequest, OAuthResponse } from './core/http.js';
 import { silentLogger } from './core/logger.js';
-import { DEFAULT_ROUTES, DEFAULT_TTL, type PortcullisOptions, type RouteOptions } from './core/options.js';
+import { DEFAULT_DEVICE_FLOW, DEFAULT_ROUTES, DEFAULT_TTL, type PortcullisOptions, type RouteOptions } from './core/options.js';
 import { ScopePolicy } from './core/scope-policy.js';
+import { STANDARD_SCOPES } from './oidc/claims.js';
 import { Sealer } from './core/seal.js';
 import { buildMetadata, discoveryEndpoint } from './endpoints/discovery.js';
 import { healthEndpoint, readinessEndpoint } from './endpoints/health.js';
@@ -19,11 +20,17 @@ import { fetchToOAuthRequest, oauthResponseToFetch } from './adapters/fetch.js';
 import { clientCredentialsGrant } from './grants/client-credentials.js';
 import type { GrantHandler } from './grants/grant.js';
 import { passwordGrant } from './grants/password.js';
+import { createTokenExchangeGrant } from './grants/token-exchange.js';
+import { createJwtBearerGrant } from './grants/jwt-bearer.js';
 import { refreshTokenGrant } from './grants/refresh-token.js';
+import { deviceCodeGrant } from './grants/device-code.js';
+import { deviceAuthorizationEndpoint } from './device/authorization-endpoint.js';
+import { deviceVerificationEndpoint } from './device/verification.js';
 import { KeyManager } from './keys/key-manager.js';
 import type { Portcullis } from './portcullis-types.js';
 import type { ServerContext } from './server-context.js';
 import { TokenService } from './tokens/token-service.js';
+import { normalizeResourceOptions } from './tokens/resource-indicators.js';
 import { UserRegistry } from './users/registry.js';
 import { authorizationCodeGrant } from './grants/authorization-code.js';
 import { authorizeEndpoint, interactionEndpoint } from './interaction/hosted.js';
@@ -69,7 +76,19 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
   if (switches.authorization_code) grants.set(authorizationCodeGrant.type, authorizationCodeGrant);
   if (switches.client_credentials) grants.set(clientCredentialsGrant.type, clientCredentialsGrant);
   if (switches.refresh_token) grants.set(refreshTokenGrant.type, refreshTokenGrant);
+  // RFC 8628: users sign in on the hosted pages, so the device flow follows authorization_code unless set.
+  const deviceFlowOn = switches.device_code ?? switches.authorization_code;
+  if (deviceFlowOn) grants.set(deviceCodeGrant.type, deviceCodeGrant);
   if (switches.password) grants.set(passwordGrant.type, passwordGrant);
+  // RFC 8693 and RFC 7523 grants: off unless switched on (grants.token_exchange / grants.jwt_bearer).
+  if (switches.token_exchange === true) {
+    const tokenExchange = createTokenExchangeGrant(options.tokenExchange ?? {}, { issuer, defaultAudience: options.accessTokenAudience ?? issuer });
+    grants.set(tokenExchange.type, tokenExchange);
+  }
+  if (switches.jwt_bearer === true) {
+    const jwtBearer = createJwtBearerGrant(options.jwtBearer ?? { trustedIssuers: [] }, issuer);
+    grants.set(jwtBearer.type, jwtBearer);
+  }
   for (const custom of options.customGrants ?? []) {
     if (typeof custom.type !== 'string' || custom.type === '' || typeof custom.handle !== 'function') {
       throw new ConfigError('customGrants: each grant needs a `type` string and a `handle` function');
@@ -79,10 +98,18 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
   }
   const grantTypes = Object.freeze([...grants.keys()]);
 
+  const deviceFlow = { ...DEFAULT_DEVICE_FLOW, ...options.deviceFlow };
+  for (const [name, value] of Object.entries(deviceFlow)) {
+    if (!Number.isInteger(value) || value <= 0) throw new ConfigError(`deviceFlow.${name} must be a positive whole number`);
+  }
+
   const methods = options.clientAuthMethods ?? [...TOKEN_ENDPOINT_AUTH_METHODS];
   for (const m of methods) if (!TOKEN_ENDPOINT_AUTH_METHODS.includes(m)) throw new ConfigError(`clientAuthMethods: unknown method ${String(m)}`);
 
-  const maxTokenLifetime = Math.max(ttl.accessToken, ttl.idToken);
+  // RFC 8707 per-resource settings; their lifetimes count for how long retired keys stay published.
+  const resources = normalizeResourceOptions(options.resources);
+  const resourceTtls = [...resources.values()].map((r) => r.accessTokenTtl ?? 0);
+  const maxTokenLifetime = Math.max(ttl.accessToken, ttl.idToken, ...resourceTtls);
   const keys = await KeyManager.open({
     storage,
     clock,
@@ -96,7 +123,8 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
   const idTokenSigningAlgorithm = options.idTokenSigningAlgorithm ?? options.signingAlgorithm ?? 'ES256';
   // ID tokens: the server's algorithm, and RS256, which many relying parties expect (OIDC Registration's default).
   const idTokenAlgorithms = [...new Set([idTokenSigningAlgorithm, 'RS256' as const])];
-  if (switches.authorization_code) for (const alg of idTokenAlgorithms) await keys.ensure(alg);
+  if (switches.authorization_code || deviceFlowOn) for (const alg of idTokenAlgorithms) await keys.ensure(alg);
+  for (const alg of new Set([...resources.values()].flatMap((r) => (r.signingAlgorithm !== undefined ? [r.signingAlgorithm] : [])))) await keys.ensure(alg);
   const issuerUrl = new URL(issuer);
   const cookie = { path: issuerUrl.pathname === '/' ? '/' : issuerUrl.pathname.replace(/\/$/, ''), secure: issuerUrl.protocol === 'https:' };
   const signer = new CookieSigner(
@@ -131,6 +159,7 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
     ttl,
     accessTokenFormat: options.accessTokenFormat ?? 'jwt',
     accessTokenAudience: options.accessTokenAudience ?? issuer,
+    resources,
   });
   const server: ServerContext = {
     issuer,
@@ -139,7 +168,7 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
     logger,
     keys,
     tokens,
-    scopes: new ScopePolicy(options.scopes),
+    scopes: new ScopePolicy(options.scopes, switches.authorization_code ? STANDARD_SCOPES : {}),
     ttl,
     routes,
     endpoints,
@@ -155,6 +184,7 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
     signer,
     cookie,
     loginThrottle: { maxAttemptsPerUser: 5, maxAttemptsPerAddress: 30, windowSeconds: 900, ...options.loginThrottle },
+    deviceFlow,
     idTokenSigningAlgorithm,
   };
 
@@ -171,6 +201,12 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
     let path = req.path;
     if (issuerPath !== '' && path.startsWith(issuerPath + '/')) path = path.slice(issuerPath.length);
     if (path === routes.token) return tokenEndpoint(req, server, grants);
+    if (deviceFlowOn) {
+      if (path === routes.device_authorization) return deviceAuthorizationEndpoint(req, server);
+      if (path === routes.device) return deviceVerificationEndpoint(req, server, undefined);
+      if (path === `${routes.device}/login`) return deviceVerificationEndpoint(req, server, 'login');
+      if (path === `${routes.device}/confirm`) return deviceVerificationEndpoint(req, server, 'confirm');
+    }
     if (switches.authorization_code) {
       if (path === routes.authorize) return authorizeEndpoint(req, server);
       if (path.startsWith(routes.interaction + '/')) {

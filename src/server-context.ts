@@ -1,7 +1,7 @@
 import type { ClientAuthOptions } from './client-auth/types.js';
 import type { Clock } from './core/clock.js';
 import type { Logger } from './core/logger.js';
-import type { PasswordGrantOptions, RouteOptions, TokenHooks, TtlOptions } from './core/options.js';
+import type { DeviceFlowOptions, PasswordGrantOptions, RouteOptions, TokenHooks, TtlOptions } from './core/options.js';
 import type { KeyManager } from './keys/key-manager.js';
 import type { Storage } from './storage/contract.js';
 import type { TokenService } from './tokens/token-service.js';
@@ -39,6 +39,8 @@ export interface ServerContext {
   cookie: { path: string; secure: boolean };
   /** Throttling of the hosted login form. */
   loginThrottle: { maxAttemptsPerUser: number; maxAttemptsPerAddress: number; windowSeconds: number };
+  /** Device flow: polling interval and user-code throttling. */
+  deviceFlow: DeviceFlowOptions;
   /** Signing algorithm of ID tokens (default: the server's signing algorithm). */
   idTokenSigningAlgorithm: string;
   /** Grant types the token endpoint serves (built-in switches and custom grants). */

@@ -28,6 +28,8 @@ export interface AuthorizationRequest {
   login_hint?: string;
   acr_values?: string[];
   ui_locales?: string[];
+  /** RFC 8707 resource indicators (checked: absolute URIs, allowed for the client), de-duplicated. */
+  resource?: string[];
   /** OIDC `claims` parameter: requested claim names per target. */
   claims?: { userinfo?: Record<string, unknown>; id_token?: Record<string, unknown> };
   created_at: number;

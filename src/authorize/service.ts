@@ -7,6 +7,7 @@ import type { OAuthRequest, OAuthResponse } from '../core/http.js';
 import { parseScope } from '../core/scope.js';
 import type { ClientRecord } from '../storage/contract.js';
 import type { ServerContext } from '../server-context.js';
+import { assertTargetsAllowed, parseResourceIndicators } from '../tokens/resource-indicators.js';
 import { htmlResponse } from '../interaction/respond.js';
 import { matchRedirectUri } from './redirect-uri.js';
 import {
@@ -26,6 +27,8 @@ const SINGLE_VALUED = [
   'code_challenge_method', 'prompt', 'max_age', 'login_hint', 'acr_values', 'ui_locales', 'claims', 'request',
   'request_uri', 'registration', 'id_token_hint', 'display',
 ];
+/** Parameters that may repeat (RFC 8707 §2: `resource` may be sent several times). */
+const MULTI_VALUED = ['resource'];
 
 /**
  * Validate an authorization request (RFC 6749 §4.1.1, OAuth 2.1, RFC 9700, OIDC Core §3.1.2).
@@ -34,7 +37,7 @@ const SINGLE_VALUED = [
  * errors carry `redirect` and are sent to the client with `state` and `iss`.
  */
 export async function validateAuthorizationRequest(req: OAuthRequest, server: ServerContext): Promise<AuthorizationRequest> {
-  const { params, duplicates } = readParams(req, server.maxBodyBytes);
+  const { params, duplicates, all } = readParams(req, server.maxBodyBytes);
 
   // 1. Client and redirect URI: never redirect before both are known good.
   if (duplicates.has('client_id') || duplicates.has('redirect_uri')) {
@@ -45,6 +48,10 @@ export async function validateAuthorizationRequest(req: OAuthRequest, server: Se
   const client = clientId.length <= 255 ? await server.storage.getClient(clientId) : undefined;
   if (client === undefined) throw new AuthorizeError('invalid_request', 'The client is unknown');
   const redirectUri = resolveRedirectUri(params, client);
+  // OIDC Core §3.1.2.1: redirect_uri is required for OpenID requests, and without it nothing is trusted to redirect to.
+  if (params.redirect_uri === undefined && parseScopeLike(params.scope ?? client.scope).includes('openid')) {
+    throw new AuthorizeError('invalid_request', 'Missing parameter: redirect_uri');
+  }
 
   const mode = params.response_mode;
   const responseMode: 'query' | 'form_post' = mode === 'form_post' ? 'form_post' : 'query';
@@ -75,8 +82,15 @@ export async function validateAuthorizationRequest(req: OAuthRequest, server: Se
   } catch (err) {
     refuse('invalid_scope', err instanceof OAuthError ? err.description : 'The requested scope is not allowed');
   }
-  const oidc = scope.includes('openid');
-  if (params.redirect_uri === undefined && oidc) refuse('invalid_request', 'Missing parameter: redirect_uri');
+  // RFC 8707: each resource an absolute URI without fragment, and one the client may obtain tokens for.
+  let resources: string[] = [];
+  try {
+    resources = parseResourceIndicators(all.resource);
+    assertTargetsAllowed(client, resources, server.tokens.defaultAudience);
+  } catch (err) {
+    if (!(err instanceof OAuthError)) throw err;
+    refuse('invalid_target', err.description);
+  }
 
   // PKCE (RFC 7636, RFC 9700 §2.1.1): required, S256 only unless plain is explicitly allowed.
   const challenge = params.code_challenge;
@@ -128,6 +142,7 @@ export async function validateAuthorizationRequest(req: OAuthRequest, server: Se
   if (params.acr_values !== undefined) request.acr_values = parseScopeLike(params.acr_values);
   if (params.ui_locales !== undefined) request.ui_locales = parseScopeLike(params.ui_locales);
   if (claims !== undefined) request.claims = claims;
+  if (resources.length > 0) request.resource = resources;
   return request;
 }
 
@@ -145,7 +160,7 @@ function resolveRedirectUri(params: FormParams, client: ClientRecord): string {
 }
 
 /** GET query or POSTed form, with every repeated parameter noted rather than thrown. */
-function readParams(req: OAuthRequest, maxBytes: number): { params: FormParams; duplicates: Set<string> } {
+function readParams(req: OAuthRequest, maxBytes: number): { params: FormParams; duplicates: Set<string>; all: Readonly<Record<string, readonly string[] | undefined>> } {
   let text: string;
   if (req.method === 'GET' || req.method === 'HEAD') {
     text = req.query;
@@ -159,13 +174,13 @@ function readParams(req: OAuthRequest, maxBytes: number): { params: FormParams; 
   if (Buffer.byteLength(text) > maxBytes) throw new AuthorizeError('invalid_request', 'The request is too large');
   let parsed;
   try {
-    parsed = parseUrlEncoded(text, SINGLE_VALUED);
+    parsed = parseUrlEncoded(text, [...SINGLE_VALUED, ...MULTI_VALUED]);
   } catch {
     throw new AuthorizeError('invalid_request', 'The request is not valid form encoding');
   }
   const duplicates = new Set<string>();
   for (const name of SINGLE_VALUED) if ((parsed.all[name]?.length ?? 0) > 1) duplicates.add(name);
-  return { params: parsed.single, duplicates };
+  return { params: parsed.single, duplicates, all: parsed.all };
 }
 
 function parseScopeLike(value: string | undefined): string[] {
@@ -225,6 +240,7 @@ export async function completeAuthorizationRequest(
     data: {
       ...(request.nonce !== undefined ? { nonce: request.nonce } : {}),
       ...(request.claims !== undefined ? { claims: request.claims } : {}),
+      ...(request.resource !== undefined && request.resource.length > 0 ? { resources: [...request.resource] } : {}),
       amr: user.amr ?? ['pwd'],
       ...(user.session_id !== undefined ? { sid: user.session_id } : {}),
     },
@@ -243,6 +259,7 @@ export async function completeAuthorizationRequest(
       redirect_uri: request.redirect_uri,
       redirect_uri_sent: request.redirect_uri_sent,
       ...(request.code_challenge !== undefined ? { code_challenge: request.code_challenge, code_challenge_method: request.code_challenge_method } : {}),
+      ...(request.resource !== undefined && request.resource.length > 0 ? { resources: [...request.resource] } : {}),
     },
   });
   server.logger.info({ event: 'authorization.success', client_id: client.client_id }, 'authorization code issued');
@@ -265,7 +282,10 @@ export function authorizationErrorResponse(err: unknown, server: ServerContext, 
   const description = oauth?.description ?? 'The server encountered an unexpected error';
   const status = oauth === undefined ? 500 : oauth.status === 401 ? 400 : oauth.status;
   if (oauth === undefined) server.logger.error({ event: 'authorization.failed', detail: err instanceof Error ? err.stack : String(err) }, 'authorization failed');
-  return htmlResponse(status, server, (nonce) => server.pages.error({ nonce, serviceName: server.serviceName, error: code, description }), { setCookies: options.setCookies });
+  const res = htmlResponse(status, server, (nonce) => server.pages.error({ nonce, serviceName: server.serviceName, error: code, description }), { setCookies: options.setCookies });
+  // Keep the error's own headers (Allow on 405, Retry-After on 503).
+  if (oauth !== undefined) for (const [k, v] of Object.entries(oauth.headers)) res.headers[k] = v;
+  return res;
 }
 
 function redirectToClient(uri: string, mode: 'query' | 'form_post', fields: Record<string, string>, server: ServerContext, options: { fromPost: boolean; setCookies?: string[] }): OAuthResponse {

@@ -13,7 +13,12 @@ export type OAuthErrorCode =
   | 'unsupported_token_type'
   | 'invalid_target'
   | 'server_error'
-  | 'temporarily_unavailable';
+  | 'temporarily_unavailable'
+  // RFC 8628 §3.5: device-code polling.
+  | 'authorization_pending'
+  | 'slow_down'
+  | 'access_denied'
+  | 'expired_token';
 
 /** Default HTTP status for each error code. */
 export const ERROR_STATUS: Readonly<Record<OAuthErrorCode, number>> = Object.freeze({
@@ -27,6 +32,10 @@ export const ERROR_STATUS: Readonly<Record<OAuthErrorCode, number>> = Object.fre
   invalid_target: 400,
   server_error: 500,
   temporarily_unavailable: 503,
+  authorization_pending: 400,
+  slow_down: 400,
+  access_denied: 400,
+  expired_token: 400,
 });
 
 export interface OAuthErrorOptions {

@@ -6,6 +6,8 @@ import type { Storage, ClientRecord } from '../storage/contract.js';
 import type { GrantHandler } from '../grants/grant.js';
 import type { SigningAlgorithm } from '../keys/jwt-signer.js';
 import type { PageRenderers } from '../interaction/pages.js';
+import type { TokenExchangeOptions } from '../grants/token-exchange.js';
+import type { JwtBearerOptions } from '../grants/jwt-bearer.js';
 
 /** Lifetimes in seconds. */
 export interface TtlOptions {
@@ -63,6 +65,22 @@ export const DEFAULT_ROUTES: Readonly<RouteOptions> = Object.freeze({
   interaction: '/interaction',
 });
 
+/**
+ * Settings of one resource server, keyed by its resource URI (RFC 8707 `resource` value). Applied
+ * when an access token is issued for that resource alone; a token for several resources gets the
+ * server's defaults.
+ */
+export interface ResourceOptions {
+  /** Format of its access tokens; wins over the client's `access_token_format` and the server default. */
+  accessTokenFormat?: 'jwt' | 'opaque';
+  /** Lifetime of its access tokens in seconds (default `ttl.accessToken`). */
+  accessTokenTtl?: number;
+  /** Algorithm of its JWT access tokens (default `signingAlgorithm`). A key is generated at start when missing. */
+  signingAlgorithm?: SigningAlgorithm;
+  /** Scopes meaningful for this resource: the access token's scope is narrowed to these. */
+  scopes?: string[];
+}
+
 /** Server-wide switches for the built-in grants. */
 export interface GrantSwitches {
   /** Default true: the authorization endpoint, hosted login and consent, OpenID Connect. */
@@ -73,7 +91,43 @@ export interface GrantSwitches {
   refresh_token?: boolean;
   /** Resource owner password credentials (RFC 6749 §4.3). Default false: RFC 9700 §2.4 says not to use it. */
   password?: boolean;
+  /**
+   * Device authorization grant (RFC 8628): the device authorization endpoint, the hosted verification
+   * page and `urn:ietf:params:oauth:grant-type:device_code` at the token endpoint. Default: the value
+   * of `authorization_code` (true), since users sign in on the same hosted pages.
+   */
+  device_code?: boolean;
+  /** Token exchange (RFC 8693). Default false: a powerful grant; enable it explicitly (see docs/token-exchange.md). */
+  token_exchange?: boolean;
+  /** JWT bearer assertions as a grant (RFC 7523 §2.1). Default false; needs `jwtBearer.trustedIssuers`. */
+  jwt_bearer?: boolean;
 }
+
+/**
+ * The device flow (RFC 8628): the polling interval, and the throttling of user-code entry on the
+ * verification page (RFC 8628 §5.1; the arithmetic is in docs/security.md). Every submission counts,
+ * before the code is looked up; past a limit the page answers 429 without looking it up.
+ */
+export interface DeviceFlowOptions {
+  /** Seconds a device must wait between polls (the `interval` it is told). Default 5. */
+  interval: number;
+  /** User-code submissions per browser (device-flow cookie) per window. Default 5. */
+  maxCodeAttemptsPerBrowser: number;
+  /** User-code submissions per source address per window. Default 20. */
+  maxCodeAttemptsPerAddress: number;
+  /** User-code submissions in total (all browsers and addresses) per window. Default 1000. */
+  maxCodeAttemptsGlobal: number;
+  /** Window length in seconds. Default 600. */
+  windowSeconds: number;
+}
+
+export const DEFAULT_DEVICE_FLOW: Readonly<DeviceFlowOptions> = Object.freeze({
+  interval: 5,
+  maxCodeAttemptsPerBrowser: 5,
+  maxCodeAttemptsPerAddress: 20,
+  maxCodeAttemptsGlobal: 1000,
+  windowSeconds: 600,
+});
 
 /** Limits for the password grant's brute-force protection. */
 export interface PasswordGrantOptions {
@@ -94,6 +148,8 @@ export interface IssueContext {
   scope: string[];
   /** The form parameters of the request. */
   params: Readonly<Record<string, string | undefined>>;
+  /** The resources (RFC 8707) or audiences the access token is for; absent: the server's default audience. */
+  resources?: string[];
 }
 
 export interface IssueDecision {
@@ -126,6 +182,8 @@ export interface PortcullisOptions {
   accessTokenFormat?: 'jwt' | 'opaque';
   /** `aud` of access tokens. Default: the issuer. */
   accessTokenAudience?: string;
+  /** Per-resource settings (RFC 8707), keyed by resource URI. Which clients may use a resource is their `allowed_audiences`. */
+  resources?: Record<string, ResourceOptions>;
   ttl?: Partial<TtlOptions>;
   /** Scopes the server knows: names, or name → description. When given, other scopes are refused. */
   scopes?: string[] | Record<string, string>;
@@ -136,6 +194,10 @@ export interface PortcullisOptions {
   /** Client authentication methods accepted. Default: all five. */
   clientAuthMethods?: TokenEndpointAuthMethod[];
   passwordGrant?: Partial<PasswordGrantOptions>;
+  /** Token exchange (RFC 8693): trusted JWT issuers and the exchange policy. Used when `grants.token_exchange` is on. */
+  tokenExchange?: TokenExchangeOptions;
+  /** JWT bearer grant (RFC 7523): trusted assertion issuers and subject mapping. Used when `grants.jwt_bearer` is on. */
+  jwtBearer?: JwtBearerOptions;
   /** Maximum form body size in bytes. Default 65,536. */
   maxBodyBytes?: number;
   hooks?: TokenHooks;
@@ -157,6 +219,8 @@ export interface PortcullisOptions {
   cookieKeys?: string[];
   /** Algorithm of ID tokens for clients that registered no `id_token_signed_response_alg`. Default: signingAlgorithm. */
   idTokenSigningAlgorithm?: SigningAlgorithm;
+  /** Device flow: polling interval and user-code throttling (see {@link DeviceFlowOptions}). */
+  deviceFlow?: Partial<DeviceFlowOptions>;
   /** Throttling of the hosted login form. Defaults: 5 attempts per username, 30 per address, per 900 s. */
   loginThrottle?: Partial<{ maxAttemptsPerUser: number; maxAttemptsPerAddress: number; windowSeconds: number }>;
   /** Allow an http issuer on a non-loopback host (never in production). */

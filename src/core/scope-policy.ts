@@ -8,16 +8,20 @@ export class ScopePolicy {
   readonly known: ReadonlySet<string> | undefined;
   readonly descriptions: Readonly<Record<string, string>>;
 
-  constructor(scopes: string[] | Record<string, string> | undefined) {
+  /**
+   * @param scopes the server's scopes (names, or name → description); undefined accepts any well-formed scope.
+   * @param standard scopes always known when the server configures its own (the OIDC ones, when the code flow is on).
+   */
+  constructor(scopes: string[] | Record<string, string> | undefined, standard: Readonly<Record<string, string>> = {}) {
     if (scopes === undefined) {
       this.known = undefined;
       this.descriptions = {};
     } else if (Array.isArray(scopes)) {
-      this.known = new Set(scopes);
+      this.known = new Set([...Object.keys(standard), ...scopes]);
       // Names only: the consent page falls back to the standard descriptions, then to the name.
       this.descriptions = {};
     } else {
-      this.known = new Set(Object.keys(scopes));
+      this.known = new Set([...Object.keys(standard), ...Object.keys(scopes)]);
       this.descriptions = { ...scopes };
     }
   }

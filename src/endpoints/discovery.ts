@@ -2,6 +2,7 @@ import { publicJson, type OAuthResponse } from '../core/http.js';
 import type { ServerContext } from '../server-context.js';
 import { STANDARD_SCOPES, SUPPORTED_CLAIMS } from '../oidc/claims.js';
 import { ACR_PASSWORD } from '../oidc/id-token.js';
+import { DEVICE_CODE_GRANT_TYPE } from '../device/state.js';
 
 /**
  * Authorization server metadata (RFC 8414) and OpenID Provider metadata (OIDC Discovery 1.0),
@@ -19,6 +20,7 @@ export function buildMetadata(server: ServerContext): Record<string, unknown> {
     issuer: server.issuer,
     ...(codeFlow ? { authorization_endpoint: server.endpoints.authorize } : {}),
     token_endpoint: server.endpoints.token,
+    ...(grantTypes.includes(DEVICE_CODE_GRANT_TYPE) ? { device_authorization_endpoint: server.endpoints.device_authorization } : {}),
     jwks_uri: server.endpoints.jwks,
     revocation_endpoint: server.endpoints.revoke,
     introspection_endpoint: server.endpoints.introspect,

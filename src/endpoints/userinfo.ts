@@ -43,6 +43,9 @@ export async function userinfoEndpoint(req: OAuthRequest, server: ServerContext)
 
   const info = await server.tokens.inspectAccessToken(token);
   if (info === undefined || info.grant_id === undefined || info.sub === info.client_id) return challenge(401, 'invalid_token', 'The access token is invalid, expired or revoked');
+  // A token meant for another resource (RFC 8707 audience) is not a token for UserInfo.
+  const audiences = Array.isArray(info.aud) ? info.aud : [info.aud];
+  if (!audiences.includes(server.tokens.defaultAudience)) return challenge(401, 'invalid_token', 'The access token is not meant for this server');
   const scope = info.scope === '' ? [] : info.scope.split(' ');
   if (!scope.includes('openid')) return challenge(403, 'insufficient_scope', 'The access token lacks the openid scope');
   const user = await server.storage.getUser(info.sub);

@@ -3,7 +3,8 @@ import { OAuthError } from '../core/errors.js';
 import { sha256 } from '../core/crypto.js';
 import { PKCE_VALUE } from '../authorize/request.js';
 import type { GrantContext, GrantHandler } from './grant.js';
-import { issueTokens, mayRefresh } from './issue.js';
+import { grantedResources } from '../tokens/resource-indicators.js';
+import { issueTokens, mayRefresh, resolveTokenResources } from './issue.js';
 
 const INVALID = 'The authorization code is invalid, expired or already used';
 
@@ -13,7 +14,8 @@ const INVALID = 'The authorization code is invalid, expired or already used';
  * request; PKCE verifies (and a verifier for a code issued without a challenge is a downgrade, refused);
  * only then is the code consumed atomically. A second redemption that passes every check revokes the
  * grant and every token issued from the code; a redemption that fails a check revokes nothing (so a
- * bad replay cannot be used to log a user out).
+ * bad replay cannot be used to log a user out). `resource` (RFC 8707) may only name resources of the
+ * authorization request (checked before the code is consumed); none means all of them.
  * @see https://www.rfc-editor.org/rfc/rfc9700#section-4.8
  */
 export const authorizationCodeGrant: GrantHandler = {
@@ -45,6 +47,9 @@ export const authorizationCodeGrant: GrantHandler = {
       if (a.length !== b.length || !timingSafeEqual(a, b)) throw new OAuthError('invalid_grant', 'The code_verifier does not match the code_challenge');
     }
 
+    const scope = record.scope === '' ? [] : record.scope.split(' ');
+    const resources = resolveTokenResources(ctx, scope, grantedResources(data));
+
     const consumed = await server.storage.consumeArtifact('authorization_code', id, now);
     if (consumed.status === 'already_consumed') {
       await server.storage.revokeGrant(record.grant_id, now);
@@ -55,9 +60,8 @@ export const authorizationCodeGrant: GrantHandler = {
 
     const grant = await server.storage.getGrant(record.grant_id);
     if (grant === undefined || grant.revoked_at !== undefined || grant.user_id === undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'grant revoked' });
-    const scope = record.scope === '' ? [] : record.scope.split(' ');
     // OIDC requests get refresh tokens only with offline_access (OIDC Core §11); OAuth requests by registration.
     const refresh = mayRefresh(ctx, server.grantTypes()) && (!scope.includes('openid') || scope.includes('offline_access'));
-    return issueTokens(ctx, { grantType: 'authorization_code', scope, userId: grant.user_id, grant, refreshToken: refresh, idToken: { includeNonce: true } });
+    return issueTokens(ctx, { grantType: 'authorization_code', scope, userId: grant.user_id, grant, refreshToken: refresh, idToken: { includeNonce: true }, resources });
   },
 };

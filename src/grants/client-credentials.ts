@@ -1,10 +1,10 @@
 import { OAuthError } from '../core/errors.js';
 import type { GrantHandler } from './grant.js';
-import { issueTokens } from './issue.js';
+import { issueTokens, resolveTokenResources } from './issue.js';
 
 /**
  * `client_credentials` (RFC 6749 §4.4): confidential clients only, scope within the client's
- * allowed scope, no refresh token.
+ * allowed scope, no refresh token. `resource` (RFC 8707) targets resources the client is allowed.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-4.4
  */
 export const clientCredentialsGrant: GrantHandler = {
@@ -15,6 +15,7 @@ export const clientCredentialsGrant: GrantHandler = {
       throw new OAuthError('unauthorized_client', 'Public clients may not use the client_credentials grant');
     }
     const scope = ctx.server.scopes.resolve(ctx.params.scope, ctx.client);
-    return issueTokens(ctx, { grantType: 'client_credentials', scope });
+    const resources = resolveTokenResources(ctx, scope);
+    return issueTokens(ctx, { grantType: 'client_credentials', scope, resources });
   },
 };

@@ -1,7 +1,7 @@
 import { OAuthError } from '../core/errors.js';
 import { verifyPassword } from '../users/passwords.js';
 import type { GrantContext, GrantHandler } from './grant.js';
-import { issueTokens, mayRefresh } from './issue.js';
+import { issueTokens, mayRefresh, resolveTokenResources } from './issue.js';
 
 const BAD_CREDENTIALS = 'The username or password is incorrect';
 const LOCKED = 'Too many failed attempts; try again later';
@@ -24,6 +24,7 @@ export const passwordGrant: GrantHandler = {
     if (password === undefined) throw new OAuthError('invalid_request', 'Missing parameter: password');
     if (username.length > 255 || password.length > 1024) throw new OAuthError('invalid_grant', BAD_CREDENTIALS);
     const scope = server.scopes.resolve(params.scope, client);
+    const resources = resolveTokenResources(ctx, scope);
     const limits = server.passwordGrant;
     const now = server.clock();
 
@@ -46,8 +47,15 @@ export const passwordGrant: GrantHandler = {
     await server.storage.resetRateLimit(userKey);
 
     const refresh = mayRefresh(ctx, server.grantTypes());
-    const grant = await server.tokens.createGrant({ client, grantType: 'password', scope, userId: user.id, authTime: now });
-    return issueTokens(ctx, { grantType: 'password', scope, userId: user.id, grant, refreshToken: refresh });
+    const grant = await server.tokens.createGrant({
+      client,
+      grantType: 'password',
+      scope,
+      userId: user.id,
+      authTime: now,
+      ...(resources.length > 0 ? { data: { resources } } : {}),
+    });
+    return issueTokens(ctx, { grantType: 'password', scope, userId: user.id, grant, refreshToken: refresh, resources });
   },
 };
 

@@ -2,7 +2,8 @@ import { OAuthError } from '../core/errors.js';
 import { sha256 } from '../core/crypto.js';
 import { difference, parseScope } from '../core/scope.js';
 import type { GrantContext, GrantHandler } from './grant.js';
-import { issueTokens } from './issue.js';
+import { grantedResources } from '../tokens/resource-indicators.js';
+import { issueTokens, resolveTokenResources } from './issue.js';
 
 const INVALID = 'The refresh token is invalid, expired or revoked';
 
@@ -10,6 +11,8 @@ const INVALID = 'The refresh token is invalid, expired or revoked';
  * `refresh_token` (RFC 6749 §6, RFC 9700 §4.14): bound to its client; scope may only narrow (the
  * new refresh token keeps the grant's scope); rotated on every use (public clients always, confidential
  * clients unless `rotate_refresh_tokens: false`); presenting a rotated token revokes the whole grant.
+ * `resource` (RFC 8707 §2.2) may narrow the access token to some of the grant's resources (the new
+ * refresh token keeps them all); none means all of them.
  * @see https://www.rfc-editor.org/rfc/rfc9700#section-4.14.2
  */
 export const refreshTokenGrant: GrantHandler = {
@@ -44,6 +47,7 @@ export const refreshTokenGrant: GrantHandler = {
       if (extra.length > 0) throw new OAuthError('invalid_scope', `The requested scope exceeds the original grant: ${extra.join(' ')}`);
     }
     const scope = requested.length > 0 ? requested : granted;
+    const resources = resolveTokenResources(ctx, scope, grantedResources(grant.data));
 
     if (rotate) {
       const result = await server.storage.consumeArtifact('refresh_token', id, now);
@@ -57,6 +61,7 @@ export const refreshTokenGrant: GrantHandler = {
       grant,
       refreshToken: rotate,
       idToken: { includeNonce: false },
+      resources,
       ...(grant.user_id !== undefined ? { userId: grant.user_id } : {}),
     });
   },

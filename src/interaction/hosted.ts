@@ -34,7 +34,7 @@ export async function authorizeEndpoint(req: OAuthRequest, server: ServerContext
   try {
     const session = await server.sessions.current(req.headers.cookie);
     const now = server.clock();
-    const reauthenticate = request.prompt.includes('login') || request.prompt.includes('select_account') || (request.max_age !== undefined && session !== undefined && now - session.authTime > request.max_age);
+    const reauthenticate = request.prompt.includes('login') || request.prompt.includes('select_account') || (request.max_age !== undefined && session !== undefined && (request.max_age === 0 || now - session.authTime > request.max_age));
     if (session !== undefined && !reauthenticate) request.user = sessionUser(session);
     if (request.user === undefined) {
       if (request.prompt.includes('none')) throw new AuthorizeError('login_required', 'The user is not signed in', redirect);
@@ -72,7 +72,11 @@ export async function interactionEndpoint(req: OAuthRequest, server: ServerConte
   if (req.method === 'GET' && action === undefined) {
     return request.user === undefined ? loginPage(server, request, 200) : consentPage(server, request, client);
   }
-  if (req.method !== 'POST' || (action !== 'login' && action !== 'consent')) return errorPage(server, 405, 'invalid_request', 'The request must use POST');
+  if (req.method !== 'POST' || (action !== 'login' && action !== 'consent')) {
+    const res = errorPage(server, 405, 'invalid_request', 'The request must use POST');
+    res.headers.allow = action === undefined ? 'GET' : 'POST';
+    return res;
+  }
   const contentType = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
   if (contentType !== 'application/x-www-form-urlencoded') return errorPage(server, 400, 'invalid_request', 'The form must be application/x-www-form-urlencoded');
   let form;

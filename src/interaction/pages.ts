@@ -1,5 +1,6 @@
 /**
- * Default server-rendered pages for the hosted login, consent and logout flows.
+ * Default server-rendered pages for the hosted login, consent and logout flows, and the device flow's
+ * verification pages.
  *
  * Every renderer is a pure function of its props returning a complete HTML5 document. The pages work
  * without JavaScript (the form_post page only uses a nonce'd script to save a click), load no external
@@ -79,6 +80,36 @@ export interface DemoCallbackPageProps extends BasePageProps {
   curl?: string;
 }
 
+/** The device flow's code form (RFC 8628 §3.3): the user types the code shown on the device. */
+export interface DeviceCodePageProps extends BasePageProps {
+  /** URL the form POSTs to. */
+  action: string;
+  csrfToken: string;
+  /** Prefilled code (from `verification_uri_complete`, or what was typed before an error). */
+  userCode?: string;
+  /** Shown above the form and linked to the input, e.g. 'That code is not valid…'. */
+  error?: string;
+}
+
+/** The device flow's confirmation: which client, which scopes, and the code to compare with the device. */
+export interface DeviceConfirmPageProps extends BasePageProps {
+  action: string;
+  /** Opaque; it also carries the code, so the form needs no other hidden field. */
+  csrfToken: string;
+  clientName: string;
+  /** Who is signed in. */
+  userName: string;
+  /** The code as shown on the device, e.g. 'BCDF-GHJK'. */
+  userCode: string;
+  scopes: ConsentScope[];
+}
+
+/** After the decision: approved (return to the device) or denied. */
+export interface DeviceDonePageProps extends BasePageProps {
+  approved: boolean;
+  clientName: string;
+}
+
 export interface PageRenderers {
   login(props: LoginPageProps): HtmlString;
   consent(props: ConsentPageProps): HtmlString;
@@ -87,6 +118,9 @@ export interface PageRenderers {
   logoutConfirm(props: LogoutConfirmPageProps): HtmlString;
   loggedOut(props: LoggedOutPageProps): HtmlString;
   demoCallback(props: DemoCallbackPageProps): HtmlString;
+  deviceCode(props: DeviceCodePageProps): HtmlString;
+  deviceConfirm(props: DeviceConfirmPageProps): HtmlString;
+  deviceDone(props: DeviceDonePageProps): HtmlString;
 }
 
 // Contrast on white (WCAG 2.x): text #1a1a1a 17.4:1, muted #4b5563 7.6:1, primary button white on
@@ -131,6 +165,8 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.5rem 1rem;margin:0 0 
 dt{font-weight:600}
 dd{margin:0;min-width:0;overflow-wrap:anywhere}
 noscript p{margin-top:1rem}
+input.code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace;font-size:1.25rem;letter-spacing:.15em;text-transform:uppercase}
+.user-code{margin:0 0 1.25rem;padding:.75rem;text-align:center;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace;font-size:1.75rem;font-weight:600;letter-spacing:.15em;background:#f3f4f6;border-radius:6px}
 @media (max-width:30em){body{padding:0;justify-content:flex-start;background:#fff}main{border:0;border-radius:0;box-shadow:none;padding:1.5rem 1.25rem}}
 @media (forced-colors:active){button{border:2px solid ButtonText}}
 `
@@ -338,6 +374,67 @@ ${
   });
 }
 
+function deviceCode(p: DeviceCodePageProps): HtmlString {
+  const hasError = p.error !== undefined && p.error !== '';
+  const prefilled = p.userCode !== undefined && p.userCode !== '';
+  return layout({
+    ...p,
+    title: 'Connect a device',
+    body: html`<h1>Connect a device</h1>
+<p class="lead">Enter the code shown on your device.</p>
+${hasError ? html`<div id="code-error" class="alert" role="alert">${p.error}</div>` : ''}
+<form method="post" action="${assertSafeAction(p.action)}">
+${csrfInput(p.csrfToken)}
+<div class="field">
+<label for="user_code">Code</label>
+<input id="user_code" name="user_code" class="code" autocomplete="off" autocapitalize="characters" spellcheck="false" maxlength="32" required${prefilled ? html` value="${p.userCode}"` : html` autofocus`}${hasError ? html` aria-invalid="true" aria-describedby="code-error"` : ''}>
+</div>
+<button type="submit"${prefilled && !hasError ? html` autofocus` : ''}>Continue</button>
+</form>`,
+  });
+}
+
+function deviceConfirm(p: DeviceConfirmPageProps): HtmlString {
+  return layout({
+    ...p,
+    title: `Connect ${p.clientName}`,
+    body: html`<h1>Allow ${p.clientName} on your device?</h1>
+<p class="who">Signed in as <strong>${p.userName}</strong></p>
+<p>Check that your device shows this code:</p>
+<p class="user-code">${p.userCode}</p>
+${
+  p.scopes.length > 0
+    ? html`<p id="scopes-heading">This will allow ${p.clientName} to:</p>
+<ul class="scopes" aria-labelledby="scopes-heading">
+${p.scopes.map((s) => html`<li>${s.description}<br><code>${s.name}</code></li>
+`)}</ul>`
+    : html`<p>${p.clientName} is not asking for any additional permissions.</p>`
+}
+<p class="muted">Only allow this if you started it on a device you own. If someone else gave you this code, deny.</p>
+<form method="post" action="${assertSafeAction(p.action)}">
+${csrfInput(p.csrfToken)}
+<div class="actions">
+<button type="submit" name="decision" value="approve">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</div>
+</form>`,
+  });
+}
+
+function deviceDone(p: DeviceDonePageProps): HtmlString {
+  return layout({
+    ...p,
+    title: p.approved ? 'Device connected' : 'Access denied',
+    body: p.approved
+      ? html`<h1>Device connected</h1>
+<p class="lead"><strong>${p.clientName}</strong> can now use your account.</p>
+<p>You can return to your device. You can close this page.</p>`
+      : html`<h1>Access denied</h1>
+<p class="lead"><strong>${p.clientName}</strong> was not given access to your account.</p>
+<p>You can close this page.</p>`,
+  });
+}
+
 /** The built-in page renderers; override any of them to brand the hosted pages. */
 export const defaultPages: PageRenderers = {
   login,
@@ -347,4 +444,7 @@ export const defaultPages: PageRenderers = {
   logoutConfirm,
   loggedOut,
   demoCallback,
+  deviceCode,
+  deviceConfirm,
+  deviceDone,
 };

@@ -15,9 +15,12 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { normalizeClientMetadata, type ClientMetadataInput } from '../clients/metadata.js';
 import { ConfigError } from '../core/errors.js';
-import { DEFAULT_ROUTES, type GrantSwitches, type RouteOptions, type TtlOptions } from '../core/options.js';
+import { DEFAULT_ROUTES, type GrantSwitches, type ResourceOptions, type RouteOptions, type TtlOptions } from '../core/options.js';
 import { Sealer } from '../core/seal.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../keys/jwt-signer.js';
+import { ASYMMETRIC_ALGORITHMS, type TrustedIssuerOptions } from '../grants/trusted-issuers.js';
+import type { TokenExchangeTrustedIssuer } from '../grants/token-exchange.js';
+import { resourceIndicatorProblem } from '../tokens/resource-indicators.js';
 import type { UserInput } from '../users/registry.js';
 import { parseLogLevel, type LogLevel } from './logger.js';
 
@@ -55,6 +58,12 @@ export interface ResolvedConfig {
   grants?: GrantSwitches;
   routes?: Partial<RouteOptions>;
   signingAlgorithm?: SigningAlgorithm;
+  /** Per-resource settings (RFC 8707), keyed by resource URI. */
+  resources?: Record<string, ResourceOptions>;
+  /** Token exchange (RFC 8693): trusted JWT issuers (the policy is library-only). */
+  tokenExchange?: { trustedIssuers?: TokenExchangeTrustedIssuer[] };
+  /** JWT bearer grant (RFC 7523): trusted assertion issuers (mapSubject is library-only). */
+  jwtBearer?: { trustedIssuers: TrustedIssuerOptions[] };
 }
 
 /** The config file as written (after validation). */
@@ -114,6 +123,57 @@ const routesSchema = z.strictObject(
   { error: 'must be an object of endpoint paths' },
 );
 
+const signingAlgorithmSchema = z.enum(SIGNING_ALGORITHMS as [SigningAlgorithm, ...SigningAlgorithm[]], {
+  error: `must be one of ${SIGNING_ALGORITHMS.join(', ')}`,
+});
+
+const resourceSchema = z.strictObject(
+  {
+    accessTokenFormat: z.enum(['jwt', 'opaque'], { error: 'must be "jwt" or "opaque"' }).optional(),
+    accessTokenTtl: positiveSeconds.optional(),
+    signingAlgorithm: signingAlgorithmSchema.optional(),
+    scopes: z.array(scopeName, { error: 'must be an array of scope names' }).optional(),
+  },
+  { error: 'must be an object { accessTokenFormat?, accessTokenTtl?, signingAlgorithm?, scopes? }' },
+);
+
+const resourcesSchema = z
+  .record(z.string(), resourceSchema, { error: 'must be an object of resource URI → settings' })
+  .superRefine((value, ctx) => {
+    for (const uri of Object.keys(value)) {
+      const problem = resourceIndicatorProblem(uri);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', path: [uri], message: `the resource URI ${problem}` });
+    }
+  });
+
+/** A trusted JWT issuer (token exchange, JWT bearer): its keys inline or by URL; the core checks the rest at start. */
+const trustedIssuerShape = {
+  issuer: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }),
+  jwks: z
+    .looseObject({ keys: z.array(z.record(z.string(), z.unknown()), { error: 'must be an array of JWKs' }) }, { error: 'must be a JWK Set { keys: [...] }' })
+    .optional(),
+  jwksUri: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
+  algorithms: z
+    .array(z.enum(ASYMMETRIC_ALGORITHMS as [string, ...string[]], { error: `must be one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (asymmetric only)` }))
+    .min(1, { error: 'must not be empty' })
+    .optional(),
+};
+
+function oneKeySet(value: { jwks?: unknown; jwksUri?: unknown }, ctx: z.RefinementCtx): void {
+  if ((value.jwks === undefined) === (value.jwksUri === undefined)) ctx.addIssue({ code: 'custom', message: 'give exactly one of "jwks" and "jwksUri"' });
+}
+
+const trustedIssuerSchema = z
+  .strictObject(trustedIssuerShape, { error: 'must be an object { issuer, jwks | jwksUri, algorithms? }' })
+  .superRefine(oneKeySet);
+
+const exchangeIssuerSchema = z
+  .strictObject(
+    { ...trustedIssuerShape, audience: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional() },
+    { error: 'must be an object { issuer, jwks | jwksUri, algorithms?, audience? }' },
+  )
+  .superRefine(oneKeySet);
+
 const configFileSchema = z.strictObject(
   {
     $schema: z.string().optional(),
@@ -143,16 +203,25 @@ const configFileSchema = z.strictObject(
       .strictObject(
         {
           password: z.boolean({ error: 'must be true or false' }).optional(),
+          authorization_code: z.boolean({ error: 'must be true or false' }).optional(),
+          device_code: z.boolean({ error: 'must be true or false' }).optional(),
           client_credentials: z.boolean({ error: 'must be true or false' }).optional(),
           refresh_token: z.boolean({ error: 'must be true or false' }).optional(),
+          token_exchange: z.boolean({ error: 'must be true or false' }).optional(),
+          jwt_bearer: z.boolean({ error: 'must be true or false' }).optional(),
         },
-        { error: 'must be an object { password?, client_credentials?, refresh_token? }' },
+        { error: 'must be an object { authorization_code?, device_code?, password?, client_credentials?, refresh_token?, token_exchange?, jwt_bearer? }' },
       )
       .optional(),
     routes: routesSchema.optional(),
-    signingAlgorithm: z.enum(SIGNING_ALGORITHMS as [SigningAlgorithm, ...SigningAlgorithm[]], {
-      error: `must be one of ${SIGNING_ALGORITHMS.join(', ')}`,
-    }).optional(),
+    signingAlgorithm: signingAlgorithmSchema.optional(),
+    resources: resourcesSchema.optional(),
+    tokenExchange: z
+      .strictObject({ trustedIssuers: z.array(exchangeIssuerSchema, { error: 'must be an array of trusted issuers' }).optional() }, { error: 'must be an object { trustedIssuers? }' })
+      .optional(),
+    jwtBearer: z
+      .strictObject({ trustedIssuers: z.array(trustedIssuerSchema, { error: 'must be an array of trusted issuers' }) }, { error: 'must be an object { trustedIssuers }' })
+      .optional(),
     keyEncryptionSecret: z.string({ error: 'must be a string' }).min(16, { error: 'must be at least 16 characters' }).optional(),
     port: portSchema.optional(),
     host: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
@@ -217,6 +286,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   if (file.grants !== undefined) config.grants = file.grants;
   if (file.routes !== undefined) config.routes = file.routes;
   if (file.signingAlgorithm !== undefined) config.signingAlgorithm = file.signingAlgorithm;
+  if (file.resources !== undefined) config.resources = file.resources;
+  if (file.tokenExchange !== undefined) config.tokenExchange = file.tokenExchange;
+  if (file.jwtBearer !== undefined) config.jwtBearer = file.jwtBearer;
 
   checkRoutes(config.routes);
   checkUsers(config.users);

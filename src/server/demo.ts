@@ -20,6 +20,7 @@ import type { Portcullis } from '../portcullis-types.js';
 import type { GeneratedSecret } from './runtime.js';
 
 export const DEMO_WEB_CLIENT_ID = 'demo-web';
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 export const DEMO_USERNAME = 'demo';
 export const DEMO_CALLBACK_PATH = '/demo/callback';
 export const DEMO_LOGGED_OUT_PATH = '/demo/logged-out';
@@ -65,7 +66,7 @@ export async function createDemoWebClient(portcullis: Portcullis): Promise<Gener
       client_id: DEMO_WEB_CLIENT_ID,
       client_name: 'Portcullis demo app',
       token_endpoint_auth_method: 'client_secret_basic',
-      grant_types: ['authorization_code', 'refresh_token'].filter((g) => portcullis.grantTypes.includes(g)),
+      grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT].filter((g) => portcullis.grantTypes.includes(g)),
       redirect_uris: [redirectUri],
       post_logout_redirect_uris: [postLogoutRedirectUri],
       scope: 'openid profile email offline_access api:read',

@@ -34,6 +34,9 @@ export function portcullisOptions(config: ResolvedConfig, storage: Storage, logg
   if (config.scopes !== undefined) options.scopes = config.scopes;
   if (config.grants !== undefined) options.grants = config.grants;
   if (config.routes !== undefined) options.routes = config.routes;
+  if (config.resources !== undefined) options.resources = config.resources;
+  if (config.tokenExchange !== undefined) options.tokenExchange = config.tokenExchange;
+  if (config.jwtBearer !== undefined) options.jwtBearer = config.jwtBearer;
   return options;
 }
 

@@ -18,6 +18,7 @@ import {
   createDemoFlow,
   createDemoUser,
   createDemoWebClient,
+  DEVICE_CODE_GRANT,
   demoWebClientMatches,
   withDemoPages,
   type DemoFlow,
@@ -399,13 +400,14 @@ function banner(input: {
 /** The demo web client's part of the banner: its credentials when just created, and this process's sign-in link. */
 function demoWebBanner(input: {
   config: ResolvedConfig;
+  portcullis: Portcullis;
   demoWebClient: GeneratedSecret | undefined;
   demoUser: DemoUser | undefined;
   demoUserExists: boolean;
   demoWeb: DemoWebStatus;
   flow: DemoFlow;
 }): string[] {
-  const { config, demoWebClient, demoUser, demoUserExists, demoWeb, flow } = input;
+  const { config, portcullis, demoWebClient, demoUser, demoUserExists, demoWeb, flow } = input;
   if (demoWeb === 'absent') return [];
   const lines: string[] = [''];
   if (demoWebClient !== undefined) {
@@ -454,6 +456,17 @@ function demoWebBanner(input: {
   if (demoWebClient !== undefined) lines.push(`    export ${DEMO_SECRET_VARIABLE}=${demoWebClient.client_secret}`);
   else lines.push(`    # ${DEMO_SECRET_VARIABLE}: the ${DEMO_WEB_CLIENT_ID} secret shown at the first start`);
   lines.push(`    ${flow.curl}`);
+  if (portcullis.grantTypes.includes(DEVICE_CODE_GRANT)) {
+    const deviceAuthorization = portcullis.endpoints.device_authorization;
+    lines.push(
+      '',
+      'Try the device flow (RFC 8628) as a TV or CLI would:',
+      `    curl -s -u ${DEMO_WEB_CLIENT_ID}:$${DEMO_SECRET_VARIABLE} -d scope=openid ${deviceAuthorization}`,
+      `  open the verification_uri_complete it returns, sign in as ${DEMO_USERNAME} and approve, while polling every "interval" seconds:`,
+      `    curl -s -u ${DEMO_WEB_CLIENT_ID}:$${DEMO_SECRET_VARIABLE} -d grant_type=${DEVICE_CODE_GRANT} -d device_code=<device_code> ${portcullis.endpoints.token}`,
+      '  (docs/device-flow.md has the whole walk-through)',
+    );
+  }
   return lines;
 }
 

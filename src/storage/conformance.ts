@@ -44,7 +44,7 @@ const T = 1_000_000;
 /** 2100-01-01: far future, so a backend that uses the wall clock sees every record as live. */
 const FUTURE = 4_102_444_800;
 
-const KINDS: readonly ArtifactKind[] = ['authorization_code', 'refresh_token', 'access_token', 'device_code', 'session', 'interaction', 'consent', 'server_secret'];
+const KINDS: readonly ArtifactKind[] = ['authorization_code', 'refresh_token', 'access_token', 'device_code', 'user_code', 'session', 'interaction', 'consent', 'server_secret'];
 
 function fullClient(id = 'client-full'): ClientRecord {
   return {

@@ -90,7 +90,8 @@ export interface GrantRecord {
 }
 
 /**
- * Kinds of artifact. `session` (browser sign-in), `interaction` (an authorization request waiting for
+ * Kinds of artifact. `user_code` (the device flow's lookup from a user code to its device code),
+ * `session` (browser sign-in), `interaction` (an authorization request waiting for
  * login/consent), `consent` (what a user allowed a client) and `server_secret` (shared secrets such as
  * the cookie-signing key, so every instance agrees) live in the same store.
  */
@@ -99,6 +100,7 @@ export type ArtifactKind =
   | 'refresh_token'
   | 'access_token'
   | 'device_code'
+  | 'user_code'
   | 'session'
   | 'interaction'
   | 'consent'

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { randomToken, sha256 } from '../core/crypto.js';
+import { OAuthError } from '../core/errors.js';
 import type { KeyManager } from '../keys/key-manager.js';
+import type { SigningAlgorithm } from '../keys/jwt-signer.js';
 import type { ArtifactRecord, ClientRecord, GrantRecord, Storage } from '../storage/contract.js';
-import type { TtlOptions } from '../core/options.js';
+import type { ResourceOptions, TtlOptions } from '../core/options.js';
 
 export interface AccessTokenInput {
   client: ClientRecord;
@@ -11,12 +13,19 @@ export interface AccessTokenInput {
   userId?: string;
   scope: readonly string[];
   grantId?: string;
-  /** Overrides the server's default audience. */
+  /**
+   * Overrides the server's default audience. When it names exactly one resource of the server's
+   * `resources` option, that resource's format, lifetime and algorithm apply (explicit fields below win).
+   */
   audience?: string | string[];
   /** Claims added by the app's hook; registered claims are never overridden. */
   extraClaims?: Record<string, unknown>;
-  /** Lifetime in seconds; default ttl.accessToken. */
+  /** Lifetime in seconds; default: the resource's `accessTokenTtl`, else ttl.accessToken. */
   ttl?: number;
+  /** Token format; default: the resource's, else the client's, else the server's. */
+  format?: 'jwt' | 'opaque';
+  /** Algorithm of a JWT token; default: the resource's, else the server's. A key must exist for it. */
+  signingAlgorithm?: SigningAlgorithm;
 }
 
 export interface IssuedAccessToken {
@@ -58,6 +67,8 @@ export interface TokenServiceOptions {
   ttl: TtlOptions;
   accessTokenFormat: 'jwt' | 'opaque';
   accessTokenAudience: string;
+  /** Per-resource settings (RFC 8707), keyed by resource URI. */
+  resources?: ReadonlyMap<string, Readonly<ResourceOptions>>;
 }
 
 /** Mints and inspects access tokens (RFC 9068 JWT or opaque), refresh tokens and grants. */
@@ -72,6 +83,33 @@ export class TokenService {
     return client.access_token_format ?? this.#o.accessTokenFormat;
   }
 
+  /** `aud` of access tokens issued without a resource or audience. */
+  get defaultAudience(): string {
+    return this.#o.accessTokenAudience;
+  }
+
+  /** The settings of the resource an audience names, when it names exactly one configured resource. */
+  resourceSettings(audience: string | readonly string[] | undefined): Readonly<ResourceOptions> | undefined {
+    const resources = this.#o.resources;
+    if (audience === undefined || resources === undefined || resources.size === 0) return undefined;
+    const single = typeof audience === 'string' ? audience : audience.length === 1 ? audience[0] : undefined;
+    return single === undefined ? undefined : resources.get(single);
+  }
+
+  /**
+   * The scope of an access token for `audience`: narrowed to the resource's `scopes` when it names
+   * one configured resource that has them. A non-empty scope narrowed to nothing → `invalid_scope`.
+   */
+  accessScope(scope: readonly string[], audience: string | readonly string[] | undefined): string[] {
+    const meaningful = this.resourceSettings(audience)?.scopes;
+    if (meaningful === undefined) return [...scope];
+    const narrowed = scope.filter((s) => meaningful.includes(s));
+    if (narrowed.length === 0 && scope.length > 0) {
+      throw new OAuthError('invalid_scope', 'None of the requested scopes applies to the requested resource');
+    }
+    return narrowed;
+  }
+
   /**
    * Mint an access token. JWT tokens follow RFC 9068 (`typ: at+jwt`); opaque ones are 256 random
    * bits stored under their SHA-256. `expiresIn` is always the real lifetime.
@@ -79,12 +117,15 @@ export class TokenService {
    */
   async issueAccessToken(input: AccessTokenInput): Promise<IssuedAccessToken> {
     const now = this.#o.clock();
-    const ttl = input.ttl ?? this.#o.ttl.accessToken;
-    const aud = input.audience ?? this.#o.accessTokenAudience;
+    const settings = this.resourceSettings(input.audience);
+    const ttl = input.ttl ?? settings?.accessTokenTtl ?? this.#o.ttl.accessToken;
+    const aud = input.audience === undefined || input.audience.length === 0 ? this.#o.accessTokenAudience : input.audience;
+    const format = input.format ?? settings?.accessTokenFormat ?? this.formatFor(input.client);
+    const algorithm = input.signingAlgorithm ?? settings?.signingAlgorithm;
     const sub = input.userId ?? input.client.client_id;
     const scope = input.scope.join(' ');
     const extra = filterClaims(input.extraClaims);
-    if (this.formatFor(input.client) === 'opaque') {
+    if (format === 'opaque') {
       const token = randomToken(32);
       const record: ArtifactRecord = {
         kind: 'access_token',
@@ -112,7 +153,7 @@ export class TokenService {
     if (scope !== '') payload.scope = scope;
     if (input.grantId !== undefined) payload[GRANT_CLAIM] = input.grantId;
     if (extra !== undefined) Object.assign(payload, extra);
-    return { token: this.#o.keys.sign(payload, 'at+jwt'), expiresIn: ttl, format: 'jwt' };
+    return { token: this.#o.keys.sign(payload, 'at+jwt', algorithm), expiresIn: ttl, format: 'jwt' };
   }
 
   /** Start a grant: every token issued under it shares its id, and revoking it revokes them all. */

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { OAuthResponse } from '../../src/core/http.js';
 import type { Harness } from '../helpers/harness.js';
+import { createMemoryStorage } from '../../src/storage/memory.js';
 import {
   assertClientRedirect,
   assertErrorPage,
@@ -129,7 +130,8 @@ describe('S-01 redirect_uri is compared by exact string match', () => {
       );
       let refused = 0;
       await fc.assert(
-        fc.asyncProperty(arb, async (uri) => {
+        // An empty value is an omitted parameter (RFC 6749 §3.1); omission has its own tests below.
+        fc.asyncProperty(arb.filter((uri) => uri !== ''), async (uri) => {
           const res = await authorize(authParams(client, uri, challenge));
           if (acceptable(uri, registered)) {
             assertToInteraction(res, 302);
@@ -152,6 +154,9 @@ describe('S-02 loopback redirect URIs: only the port may vary', () => {
     const uri = 'http://127.0.0.1:53123/cb';
     const res = await b.run(authParams('nat1', uri, p.challenge, { state: 'nat-state' }));
     const q = assertClientRedirect(res, 303, uri, { code: true, state: 'nat-state', iss: ISSUER });
+    const otherPort = await redeem(h, NAT1, { code: q.get('code')!, redirect_uri: 'http://127.0.0.1:1111/cb', code_verifier: p.verifier });
+    assert.equal(otherPort.status, 400, 'the token request must repeat the exact redirect_uri, port included');
+    assert.equal(JSON.parse(otherPort.body).error, 'invalid_grant');
     const token = await redeem(h, NAT1, { code: q.get('code')!, redirect_uri: uri, code_verifier: p.verifier });
     assert.equal(token.status, 200, token.body);
   });
@@ -197,6 +202,25 @@ describe('S-03 never redirect when the client or the redirect_uri is invalid', (
     assertRefused(await authorize(params), 'Missing parameter: redirect_uri');
   });
 
+  it('S-03: an OpenID request without redirect_uri (client with one registered URI) → 400 error page, no Location (OIDC Core §3.1.2.1: redirect_uri is required)', async () => {
+    const { redirect_uri: _omit, ...params } = authParams('web1', WEB1_CB, challenge, { scope: 'openid' });
+    assertRefused(await authorize(params), 'Missing parameter: redirect_uri');
+  });
+
+  it('S-03: an OpenID request with an empty redirect_uri (= omitted) → 400 error page, no Location', async () => {
+    assertRefused(await authorize(authParams('web1', '', challenge, { scope: 'openid' })), 'Missing parameter: redirect_uri');
+  });
+
+  it('S-03: an OAuth (non-OpenID) request without redirect_uri for a client with one registered URI uses that URI (RFC 6749 §3.1.2.3); the token request then needs no redirect_uri', async () => {
+    const b = new Browser(h);
+    const p = pkcePair();
+    const { redirect_uri: _omit, ...params } = authParams('web1', WEB1_CB, p.challenge, { scope: 'api:read' });
+    const res = await b.run(params);
+    const q = assertClientRedirect(res, 303, WEB1_CB, { code: true, state: 'st-123', iss: ISSUER });
+    const token = await redeem(h, { id: 'web1', secret: 'web1-secret-0123456789' }, { code: q.get('code')!, code_verifier: p.verifier });
+    assert.equal(token.status, 200, token.body);
+  });
+
   it('S-03(c): several errors at once (bad redirect_uri + response_type=bogus + prompt=bogus) → 400 error page, no Location', async () => {
     const res = await authorize(authParams('web1', 'https://evil.test/cb', challenge, { response_type: 'bogus', prompt: 'bogus', max_age: '-1', code_challenge_method: 'plain' }));
     assertRefused(res);
@@ -205,6 +229,23 @@ describe('S-03 never redirect when the client or the redirect_uri is invalid', (
   it('S-03(c): several errors at once sent by POST → 400 error page, no Location', async () => {
     const res = await new Browser(h).authorize(authParams('web1', 'https://evil.test/cb', challenge, { response_type: 'bogus', prompt: 'bogus' }), 'POST');
     assertRefused(res);
+  });
+
+  it('S-03(d): a store failure while the client is looked up → 500 error page, no redirect, nothing internal shown', async () => {
+    const storage = createMemoryStorage();
+    const hs = await createFlowHarness({}, storage);
+    try {
+      storage.getClient = async () => {
+        throw new Error('SQLITE_BUSY: database is locked at getClient');
+      };
+      const res = await new Browser(hs).authorize(authParams('web1', 'https://evil.test/cb', challenge, { response_type: 'bogus' }));
+      assertErrorPage(res, 500, 'server_error');
+      assert.ok(!res.body.includes('SQLITE') && !res.body.includes('getClient'), 'no internal detail on the page');
+      const good = await new Browser(hs).authorize(authParams('web1', WEB1_CB, challenge));
+      assertErrorPage(good, 500, 'server_error');
+    } finally {
+      await hs.close();
+    }
   });
 
   it('S-03: a repeated redirect_uri (one good, one evil) → 400 error page, no Location', async () => {

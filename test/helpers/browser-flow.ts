@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type { OAuthRequest, OAuthResponse } from '../../src/core/http.js';
 import type { PortcullisOptions } from '../../src/core/options.js';
+import type { Storage } from '../../src/storage/contract.js';
 import { basicAuth, createHarness, ISSUER, type Harness } from './harness.js';
 
 export const WEB1_CB = 'https://web1.test/cb';
@@ -35,8 +36,8 @@ export const SVC1: ClientCreds = { id: 'svc1', secret: 'svc1-secret-0123456789' 
 export const ALICE = { username: 'alice', password: 'alice-password' };
 
 /** The standard harness plus the code-flow clients (web1 and web2 are re-registered for the code flow). */
-export async function createFlowHarness(options: Partial<PortcullisOptions> = {}): Promise<Harness> {
-  const h = await createHarness(options);
+export async function createFlowHarness(options: Partial<PortcullisOptions> = {}, storage?: Storage): Promise<Harness> {
+  const h = await createHarness(options, ...(storage !== undefined ? [storage] : []));
   const c = h.portcullis.clients;
   await c.upsert({
     client_id: WEB1.id,
@@ -70,6 +71,16 @@ export async function createFlowHarness(options: Partial<PortcullisOptions> = {}
     id_token_signed_response_alg: 'RS256',
   });
   return h;
+}
+
+/** Run `fn` with a fresh flow harness, closed afterwards. */
+export async function withHarness<T>(options: Partial<PortcullisOptions>, fn: (h: Harness) => Promise<T>): Promise<T> {
+  const h = await createFlowHarness(options);
+  try {
+    return await fn(h);
+  } finally {
+    await h.close();
+  }
 }
 
 /** A fresh PKCE pair: a 43-character verifier and its S256 challenge. */

@@ -125,6 +125,10 @@ const hostile: Record<keyof PageRenderers, () => HtmlString> = {
       tokenEndpoint: HOSTILE,
       curl: HOSTILE,
     }),
+  deviceCode: () => defaultPages.deviceCode({ ...shared, action: '/device', csrfToken: HOSTILE, userCode: HOSTILE, error: HOSTILE }),
+  deviceConfirm: () =>
+    defaultPages.deviceConfirm({ ...shared, action: '/device/confirm', csrfToken: HOSTILE, clientName: HOSTILE, userName: HOSTILE, userCode: HOSTILE, scopes: [{ name: HOSTILE, description: HOSTILE }] }),
+  deviceDone: () => defaultPages.deviceDone({ ...shared, serviceName: HOSTILE, approved: true, clientName: HOSTILE }),
 };
 
 const str = (h: HtmlString) => h.toString();

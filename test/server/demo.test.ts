@@ -193,6 +193,25 @@ describe('portcullis start: the demo web client', () => {
     );
     assert.ok(text.includes(`export DEMO_WEB_SECRET=${banner.secret}`));
 
+    // The device-flow lines of the banner work as printed.
+    const deviceCurl = new RegExp(`curl -s -u demo-web:\\$DEMO_WEB_SECRET -d scope=openid ${base.replace(/[.]/g, '\\.')}/device_authorization`);
+    assert.match(text, deviceCurl);
+    assert.ok(text.includes(`-d grant_type=urn:ietf:params:oauth:grant-type:device_code -d device_code=<device_code> ${base}/token`));
+    const deviceStart = await fetch(`${base}/device_authorization`, {
+      method: 'POST',
+      headers: { authorization: 'Basic ' + Buffer.from(`demo-web:${banner.secret}`).toString('base64'), 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'scope=openid',
+    });
+    assert.equal(deviceStart.status, 200);
+    const device = (await deviceStart.json()) as { device_code: string; user_code: string; verification_uri_complete: string };
+    assert.match(device.user_code, /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
+    const poll = await fetch(`${base}/token`, {
+      method: 'POST',
+      headers: { authorization: 'Basic ' + Buffer.from(`demo-web:${banner.secret}`).toString('base64'), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code }),
+    });
+    assert.equal(((await poll.json()) as { error: string }).error, 'authorization_pending');
+
     const jar = new Jar();
     const callback = await signIn(jar, banner, { username: 'demo', password: banner.password! });
     const back = new URL(callback);
@@ -327,7 +346,7 @@ describe('the demo pages (in process)', () => {
     const client = await server.portcullis.clients.get('demo-web');
     assert.deepEqual(client?.redirect_uris, [`${server.portcullis.issuer}/demo/callback`]);
     assert.deepEqual(client?.post_logout_redirect_uris, [`${server.portcullis.issuer}/demo/logged-out`]);
-    assert.deepEqual(client?.grant_types, ['authorization_code', 'refresh_token']);
+    assert.deepEqual(client?.grant_types, ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code']);
     assert.equal(client?.scope, 'openid profile email offline_access api:read');
     assert.equal(client?.token_endpoint_auth_method, 'client_secret_basic');
     assert.equal(client?.id_token_signed_response_alg, 'ES256');

@@ -25,7 +25,7 @@ describe('token endpoint: parsing and dispatch', () => {
   it('missing grant_type is invalid_request; an unknown one unsupported_grant_type', async () => {
     assertOAuthError(await h.post('/token', '', { basic: SVC1 }), 400, 'invalid_request');
     assertOAuthError(await h.post('/token', { grant_type: 'urn:example:nope' }, { basic: SVC1 }), 400, 'unsupported_grant_type');
-    assertOAuthError(await h.post('/token', { grant_type: 'urn:ietf:params:oauth:grant-type:device_code' }, { basic: SVC1 }), 400, 'unsupported_grant_type');
+    assertOAuthError(await h.post('/token', { grant_type: 'urn:ietf:params:oauth:grant-type:saml2-bearer' }, { basic: SVC1 }), 400, 'unsupported_grant_type');
   });
 
   it('the password grant is off unless enabled for the server', async () => {
