@@ -7,6 +7,7 @@ import type { OAuthRequest, OAuthResponse } from './core/http.js';
 import { silentLogger } from './core/logger.js';
 import { DEFAULT_DEVICE_FLOW, DEFAULT_ROUTES, DEFAULT_TTL, type PortcullisOptions, type RouteOptions } from './core/options.js';
 import { ScopePolicy } from './core/scope-policy.js';
+import { isLoopbackHost } from './core/loopback.js';
 import { STANDARD_SCOPES } from './oidc/claims.js';
 import { Sealer } from './core/seal.js';
 import { buildMetadata, discoveryEndpoint } from './endpoints/discovery.js';
@@ -292,8 +293,7 @@ function validateIssuer(issuer: string, allowInsecure: boolean): string {
   if (url.search !== '' || url.hash !== '' || issuer.includes('#') || issuer.includes('?')) throw new ConfigError('issuer must not have a query or fragment');
   if (url.protocol === 'http:') {
     const host = url.hostname;
-    const loopback = host === 'localhost' || host === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(host);
-    if (!loopback && !allowInsecure) throw new ConfigError('issuer must use https (http is allowed only for loopback hosts, or with allowInsecureIssuer)');
+    if (!isLoopbackHost(host) && !allowInsecure) throw new ConfigError('issuer must use https (http is allowed only for loopback hosts, or with allowInsecureIssuer)');
   } else if (url.protocol !== 'https:') {
     throw new ConfigError('issuer must be an https URL');
   }

@@ -1,3 +1,4 @@
+import { describeJoseError, verifyWithCandidates } from '../keys/verify-candidates.js';
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey, JWTVerifyOptions, KeyInput } from 'jose';
 import { StorageUnavailableError } from '../core/errors.js';
@@ -75,7 +76,7 @@ export async function verifyClientAssertion(
     payload = await verifyWithCandidates(assertion, key, verifyOptions);
   } catch (err) {
     if (err instanceof StorageUnavailableError) throw err;
-    return `client assertion rejected: ${describe(err)}`;
+    return `client assertion rejected: ${describeJoseError(err)}`;
   }
   const problem = assertionClaimsProblem(payload, clientId, options, now);
   if (problem !== undefined) return problem;
@@ -132,33 +133,4 @@ export function assertionClaimsProblem(
   return undefined;
 }
 
-/**
- * `jwtVerify`, also when the key set has several keys that match the header (no `kid`): jose then
- * throws JWKSMultipleMatchingKeys, which iterates the candidates; each is tried in turn.
- */
-async function verifyWithCandidates(
-  assertion: string,
-  key: KeyInput | JWTVerifyGetKey,
-  verifyOptions: JWTVerifyOptions,
-): Promise<JWTPayload> {
-  try {
-    return (await jwtVerify(assertion, key, verifyOptions)).payload;
-  } catch (err) {
-    if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
-    for await (const candidate of err as unknown as AsyncIterable<KeyInput>) {
-      try {
-        return (await jwtVerify(assertion, candidate, verifyOptions)).payload;
-      } catch (inner) {
-        if (inner instanceof errors.JWSSignatureVerificationFailed) continue;
-        throw inner;
-      }
-    }
-    throw new errors.JWSSignatureVerificationFailed();
-  }
-}
 
-function describe(err: unknown): string {
-  if (err instanceof errors.JOSEError) return `${err.code}: ${err.message}`;
-  if (err instanceof Error) return `${err.name}: ${err.message}`;
-  return String(err);
-}

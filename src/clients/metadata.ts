@@ -1,4 +1,5 @@
 import { ConfigError } from '../core/errors.js';
+import { isLoopbackHost } from '../core/loopback.js';
 import { parseScope } from '../core/scope.js';
 import type { Sealer } from '../core/seal.js';
 import type { ClientRecord } from '../storage/contract.js';
@@ -219,8 +220,7 @@ export function redirectUriProblem(uri: string, allowInsecure = false): string |
   if (url.username !== '' || url.password !== '') return 'userinfo is not allowed';
   if (scheme === 'http') {
     const host = url.hostname;
-    const loopback = host === 'localhost' || host === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(host);
-    if (!loopback && !allowInsecure) return 'plain http is only allowed for loopback hosts';
+    if (!isLoopbackHost(host) && !allowInsecure) return 'plain http is only allowed for loopback hosts';
   }
   return undefined;
 }

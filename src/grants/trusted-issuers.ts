@@ -11,6 +11,8 @@
  * - the algorithm must be in the issuer's allow-list, which may hold asymmetric algorithms only:
  *   `none` and `HS*` are refused at start-up (an HMAC "signed" with a public key is never accepted).
  */
+import { isLoopbackHost } from '../core/loopback.js';
+import { describeJoseError, verifyWithCandidates } from '../keys/verify-candidates.js';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors, jwtVerify } from 'jose';
 import type { JSONWebKeySet, JWTPayload, JWTVerifyGetKey, JWTVerifyOptions, KeyInput } from 'jose';
 import { ConfigError, StorageUnavailableError } from '../core/errors.js';
@@ -97,7 +99,7 @@ export function buildTrustedIssuers(
       }
     } else {
       const url = typeof jwksUri === 'string' && URL.canParse(jwksUri) ? new URL(jwksUri) : undefined;
-      if (url === undefined || !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname)))) {
+      if (url === undefined || !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname)))) {
         throw new ConfigError(`${where}.jwksUri must be an https URL (http only for loopback hosts)`);
       }
       keys = createRemoteJWKSet(url, {
@@ -144,35 +146,9 @@ export async function verifyTrustedJwt(token: string, trusted: TrustedIssuer, no
     return { ok: true, payload: await verifyWithCandidates(token, trusted.keys, options) };
   } catch (err) {
     if (err instanceof StorageUnavailableError) throw err;
-    return { ok: false, detail: `token of ${trusted.issuer} rejected: ${describe(err)}` };
+    return { ok: false, detail: `token of ${trusted.issuer} rejected: ${describeJoseError(err)}` };
   }
 }
 
-/** `jwtVerify`, also when several keys of the set match the header (no `kid`): each is tried in turn. */
-async function verifyWithCandidates(token: string, key: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<JWTPayload> {
-  try {
-    return (await jwtVerify(token, key, options)).payload;
-  } catch (err) {
-    if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
-    for await (const candidate of err as unknown as AsyncIterable<KeyInput>) {
-      try {
-        return (await jwtVerify(token, candidate, options)).payload;
-      } catch (inner) {
-        if (inner instanceof errors.JWSSignatureVerificationFailed) continue;
-        throw inner;
-      }
-    }
-    throw new errors.JWSSignatureVerificationFailed();
-  }
-}
 
-function describe(err: unknown): string {
-  if (err instanceof errors.JOSEError) return `${err.code}: ${err.message}`;
-  if (err instanceof Error) return `${err.name}: ${err.message}`;
-  return String(err);
-}
 
-function isLoopback(hostname: string): boolean {
-  const h = hostname.toLowerCase();
-  return h === 'localhost' || h === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(h);
-}

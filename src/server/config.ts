@@ -305,10 +305,7 @@ export function defaultIssuer(host: string, port: number): string {
   return `http://127.0.0.1:${port}`;
 }
 
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase();
-  return h === 'localhost' || h === '::1' || h === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(h);
-}
+export { isLoopbackHost } from '../core/loopback.js';
 
 export function isWildcardHost(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '[::]';
