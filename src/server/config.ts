@@ -15,6 +15,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { normalizeClientMetadata, type ClientMetadataInput } from '../clients/metadata.js';
 import { ConfigError } from '../core/errors.js';
+import { isLoopbackHost } from '../core/loopback.js';
 import { DEFAULT_ROUTES, type GrantSwitches, type ResourceOptions, type RouteOptions, type TtlOptions } from '../core/options.js';
 import { Sealer } from '../core/seal.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../keys/jwt-signer.js';
@@ -305,7 +306,7 @@ export function defaultIssuer(host: string, port: number): string {
   return `http://127.0.0.1:${port}`;
 }
 
-export { isLoopbackHost } from '../core/loopback.js';
+export { isLoopbackHost };
 
 export function isWildcardHost(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '[::]';
