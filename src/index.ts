@@ -47,3 +47,30 @@ export { JWT_BEARER_GRANT_TYPE, type JwtBearerOptions } from './grants/jwt-beare
 export type { TrustedIssuerOptions } from './grants/trusted-issuers.js';
 export type { ResourceOptions } from './core/options.js';
 export type { DeviceFlowOptions } from './core/options.js';
+// The server object (the `@jmondi/oauth2-server` API; framework adapters under `portcullis/server-object/*`).
+export { AuthorizationServer, storageFromRepositories, type AuthorizationServerOptions, type RepositoryStorageOptions } from './server-object/index.js';
+// The generateToken hook (what the flow builders of `portcullis/builders` run on) and the client-authentication mode.
+export type {
+  GenerateTokenContext,
+  GenerateTokenResult,
+  GenerateTokenError,
+  TokenMint,
+  MintAccessTokenInput,
+  MintIdTokenInput,
+  ClientAuthenticationMode,
+} from './core/options.js';
+export {
+  verifyBearer,
+  createBearerVerifier,
+  bearerErrorResponse,
+  nodeBearer,
+  type BearerOptions,
+  type BearerVerifier,
+  type BearerRequest,
+  type BearerResult,
+  type BearerFailure,
+  type BearerCheck,
+  type BearerErrorCode,
+  type VerifiedAccessToken,
+  type IntrospectionOptions,
+} from './resource/index.js';

@@ -1,11 +1,12 @@
 import { ClientRegistry } from './clients/registry.js';
 import { TOKEN_ENDPOINT_AUTH_METHODS } from './clients/metadata.js';
 import type { ClientAuthOptions } from './client-auth/types.js';
+import { checkDelegatedClientAuthentication } from './client-auth/index.js';
 import { systemClock } from './core/clock.js';
 import { ConfigError, OAuthError, toOAuthError } from './core/errors.js';
 import type { OAuthRequest, OAuthResponse } from './core/http.js';
 import { silentLogger } from './core/logger.js';
-import { DEFAULT_DEVICE_FLOW, DEFAULT_ROUTES, DEFAULT_TTL, type PortcullisOptions, type RouteOptions } from './core/options.js';
+import { DEFAULT_DEVICE_FLOW, DEFAULT_ROUTES, DEFAULT_TTL, isDelegationAllowed, type PortcullisOptions, type RouteOptions } from './core/options.js';
 import { ScopePolicy } from './core/scope-policy.js';
 import { isLoopbackHost } from './core/loopback.js';
 import { STANDARD_SCOPES } from './oidc/claims.js';
@@ -107,6 +108,12 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
   const methods = options.clientAuthMethods ?? [...TOKEN_ENDPOINT_AUTH_METHODS];
   for (const m of methods) if (!TOKEN_ENDPOINT_AUTH_METHODS.includes(m)) throw new ConfigError(`clientAuthMethods: unknown method ${String(m)}`);
 
+  // Who authenticates clients at the token endpoint (see ClientAuthenticationMode in core/options.ts).
+  const clientAuthentication = options.clientAuthentication ?? 'registry';
+  if (clientAuthentication !== 'registry' && clientAuthentication !== 'delegated') throw new ConfigError("clientAuthentication must be 'registry' or 'delegated'");
+  if (options.hooks?.generateToken !== undefined && typeof options.hooks.generateToken !== 'function') throw new ConfigError('hooks.generateToken must be a function');
+  if (clientAuthentication === 'delegated') await checkDelegatedClientAuthentication(options, isDelegationAllowed(options), storage, logger);
+
   // RFC 8707 per-resource settings; their lifetimes count for how long retired keys stay published.
   const resources = normalizeResourceOptions(options.resources);
   const resourceTtls = [...resources.values()].map((r) => r.accessTokenTtl ?? 0);
@@ -201,7 +208,9 @@ export async function createPortcullis(options: PortcullisOptions): Promise<Port
   async function route(req: OAuthRequest): Promise<OAuthResponse> {
     let path = req.path;
     if (issuerPath !== '' && path.startsWith(issuerPath + '/')) path = path.slice(issuerPath.length);
-    if (path === routes.token) return tokenEndpoint(req, server, grants);
+    if (path === routes.token) return tokenEndpoint(req, server, grants, clientAuthentication);
+    // Delegated client authentication: only the token endpoint, the JWKS, discovery and health.
+    if (clientAuthentication === 'delegated' && path !== routes.jwks && !wellKnown.has(path) && !wellKnown.has(req.path) && path !== '/healthz' && path !== '/readyz') return notFound();
     if (deviceFlowOn) {
       if (path === routes.device_authorization) return deviceAuthorizationEndpoint(req, server);
       if (path === routes.device) return deviceVerificationEndpoint(req, server, undefined);

@@ -12,12 +12,19 @@ export async function fetchToOAuthRequest(request: Request, options: { maxBodyBy
   const req: OAuthRequest = { method: request.method.toUpperCase(), path: url.pathname, query: url.search.slice(1), headers };
   if (options.ip !== undefined) req.ip = options.ip;
   if (request.body !== null && request.method !== 'GET' && request.method !== 'HEAD') {
+    // A declared length over the cap is refused before a byte is read.
+    const declared = headers['content-length'];
+    if (declared !== undefined && Number(declared) > options.maxBodyBytes) {
+      await request.body.cancel().catch(() => {});
+      throw new OAuthError('invalid_request', 'The request body is too large', { status: 413 });
+    }
     req.body = await readCapped(request.body, options.maxBodyBytes);
   }
   return req;
 }
 
-async function readCapped(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array> {
+/** Read a body stream, refusing (413) more than `max` bytes without reading the rest. */
+export async function readCapped(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array> {
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -27,12 +27,8 @@ export function toNodeListener(portcullis: Portcullis, options: NodeListenerOpti
     nodeToOAuthRequest(req, { maxBodyBytes, trustProxy: options.trustProxy === true })
       .then(
         (oauthReq) => portcullis.handle(oauthReq),
-        (err: unknown) => {
-          const response = errorResponse(toOAuthError(err));
-          // The rest of an oversized body is not read: close the connection after answering.
-          response.headers.connection = 'close';
-          return response;
-        },
+        // The rest of an oversized body is not read: close the connection after answering.
+        (err: unknown) => unreadableRequestResponse(err),
       )
       .then((response) => writeNodeResponse(req, res, response))
       .catch((err: unknown) => {
@@ -47,12 +43,7 @@ export function toNodeListener(portcullis: Portcullis, options: NodeListenerOpti
 export function nodeToOAuthRequest(req: IncomingMessage, options: { maxBodyBytes: number; trustProxy: boolean }): Promise<OAuthRequest> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
-  const headers: Record<string, string | undefined> = Object.create(null);
-  const raw = req.headers;
-  for (const key in raw) {
-    const value = raw[key];
-    headers[key] = Array.isArray(value) ? value.join(', ') : value;
-  }
+  const headers = nodeHeaders(req);
   const oauthReq: OAuthRequest = {
     method: (req.method ?? 'GET').toUpperCase(),
     path: q === -1 ? url : url.slice(0, q),
@@ -62,43 +53,89 @@ export function nodeToOAuthRequest(req: IncomingMessage, options: { maxBodyBytes
   const forwarded = options.trustProxy ? headers['x-forwarded-for']?.split(',', 1)[0]?.trim() : undefined;
   const ip = forwarded ?? req.socket.remoteAddress;
   if (ip !== undefined) oauthReq.ip = ip;
+  return readNodeBody(req, options.maxBodyBytes).then((body) => {
+    if (body !== undefined) oauthReq.body = body;
+    return oauthReq;
+  });
+}
 
-  if (oauthReq.method === 'GET' || oauthReq.method === 'HEAD') {
-    req.resume();
-    return Promise.resolve(oauthReq);
+/** The headers of a node:http request: names in lower case, repeated values joined with `, `. */
+export function nodeHeaders(req: IncomingMessage): Record<string, string | undefined> {
+  const headers: Record<string, string | undefined> = Object.create(null);
+  const raw = req.headers;
+  for (const key in raw) {
+    const value = raw[key];
+    headers[key] = Array.isArray(value) ? value.join(', ') : value;
   }
-  const declared = headers['content-length'];
-  if (declared !== undefined && Number(declared) > options.maxBodyBytes) {
+  return headers;
+}
+
+/**
+ * Read the body of a node:http request: `undefined` for GET and HEAD, for an empty body, or when
+ * the stream was already consumed (by a body parser). More than `maxBodyBytes` (declared or
+ * received) rejects with a 413 `OAuthError` without reading the rest.
+ */
+export function readNodeBody(req: IncomingMessage, maxBodyBytes: number): Promise<Uint8Array | undefined> {
+  const method = (req.method ?? 'GET').toUpperCase();
+  if (method === 'GET' || method === 'HEAD') {
+    if (!req.readableEnded) req.resume();
+    return Promise.resolve(undefined);
+  }
+  if (req.readableEnded) return Promise.resolve(undefined);
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > maxBodyBytes) {
     return Promise.reject(new OAuthError('invalid_request', 'The request body is too large', { status: 413 }));
   }
+  return readStreamCapped(req, maxBodyBytes);
+}
+
+/**
+ * Read a byte stream to its end, refusing (413 `OAuthError`) more than `maxBytes`: reading stops
+ * there and the rest is left unread. Resolves `undefined` for an empty stream.
+ */
+export function readStreamCapped(stream: NodeJS.ReadableStream, maxBytes: number): Promise<Uint8Array | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let failed = false;
-    req.on('data', (chunk: Buffer) => {
+    stream.on('data', (chunk: Buffer | string) => {
       if (failed) return;
-      size += chunk.length;
-      if (size > options.maxBodyBytes) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      size += bytes.length;
+      if (size > maxBytes) {
         failed = true;
-        req.pause();
+        stream.pause();
         reject(new OAuthError('invalid_request', 'The request body is too large', { status: 413 }));
         return;
       }
-      chunks.push(chunk);
+      chunks.push(bytes);
     });
-    req.on('end', () => {
+    stream.on('end', () => {
       if (failed) return;
-      if (size > 0) oauthReq.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      resolve(oauthReq);
+      resolve(size === 0 ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     });
-    req.on('error', (err) => {
+    stream.on('error', (err) => {
       if (!failed) reject(new OAuthError('invalid_request', 'The request body could not be read', { cause: err }));
       failed = true;
     });
   });
 }
 
-function writeNodeResponse(req: IncomingMessage, res: ServerResponse, response: OAuthResponse): void {
+/**
+ * The answer to a request whose body could not be read (too large, broken stream): the OAuth error,
+ * and `Connection: close` because the rest of the body is left unread.
+ */
+export function unreadableRequestResponse(err: unknown): OAuthResponse {
+  const response = errorResponse(toOAuthError(err));
+  response.headers.connection = 'close';
+  return response;
+}
+
+/**
+ * Write a core response to a node:http (or Express) response: every header, one `Set-Cookie` line
+ * per cookie, no body for HEAD, and the connection closed after a `Connection: close` answer.
+ */
+export function writeNodeResponse(req: IncomingMessage, res: ServerResponse, response: OAuthResponse): void {
   res.statusCode = response.status;
   for (const key in response.headers) res.setHeader(key, response.headers[key]!);
   if (response.setCookies !== undefined && response.setCookies.length > 0) res.setHeader('set-cookie', response.setCookies);

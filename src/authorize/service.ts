@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { redirectUriProblem } from '../clients/metadata.js';
 import { randomToken, sha256 } from '../core/crypto.js';
-import { OAuthError } from '../core/errors.js';
+import { OAuthError, StorageUnavailableError, toOAuthError } from '../core/errors.js';
 import { bodyText, parseUrlEncoded, type FormParams } from '../core/form.js';
 import type { OAuthRequest, OAuthResponse } from '../core/http.js';
 import { parseScope } from '../core/scope.js';
@@ -277,7 +277,9 @@ export function authorizationErrorResponse(err: unknown, server: ServerContext, 
     fields.iss = server.issuer;
     return redirectToClient(err.redirect.uri, err.redirect.mode, fields, server, options);
   }
-  const oauth = err instanceof OAuthError ? err : undefined;
+  // A storage outage is 503 temporarily_unavailable with Retry-After (never a 500 page).
+  const oauth = err instanceof OAuthError ? err : err instanceof StorageUnavailableError ? toOAuthError(err) : undefined;
+  if (err instanceof StorageUnavailableError) server.logger.warn({ event: 'authorization.unavailable', detail: err.message }, 'authorization failed: storage unavailable');
   const code = err instanceof AuthorizeError ? err.authorizeError : oauth?.error ?? 'server_error';
   const description = oauth?.description ?? 'The server encountered an unexpected error';
   const status = oauth === undefined ? 500 : oauth.status === 401 ? 400 : oauth.status;

@@ -1,6 +1,6 @@
 import { verifyClientSecret } from '../clients/secrets.js';
 import type { TokenEndpointAuthMethod } from '../clients/metadata.js';
-import { OAuthError } from '../core/errors.js';
+import { ConfigError, OAuthError } from '../core/errors.js';
 import type { FormParams } from '../core/form.js';
 import type { OAuthRequest } from '../core/http.js';
 import type { ClientRecord, Storage } from '../storage/contract.js';
@@ -134,6 +134,71 @@ export async function authenticateClient(
   failure = methodProblem ?? failure;
   if (failure === undefined && client !== undefined) return { client, method: attempt.mechanism };
   throw await failed(attempt.clientId, failure ?? 'client unknown', options, now);
+}
+
+/** Credentials as a request presents them, for delegated client authentication (see {@link delegatedClientCredentials}). */
+export interface PresentedClient {
+  clientId: string;
+  method: TokenEndpointAuthMethod;
+  /** The secret exactly as sent (client_secret_basic: form-decoded). */
+  clientSecret?: string;
+}
+
+/**
+ * Delegated client authentication (`clientAuthentication: 'delegated'`, flow builders without
+ * registered clients): the same detection as {@link authenticateClient} — exactly one method, a
+ * malformed Authorization header or a repeated method → 400 `invalid_request`, no credentials and no
+ * client_id → 401 — then the method must be one of `options.methods`, and the credentials are
+ * returned raw for the app's `generateToken` hook to check. JWT assertions need a registered key or
+ * secret, so they are refused (401). A client_id that IS registered is refused too (401): registered
+ * clients are authenticated by the registry, never delegated (restart in registry mode).
+ */
+export async function delegatedClientCredentials(req: OAuthRequest, params: FormParams, options: ClientAuthOptions): Promise<PresentedClient> {
+  const attempt = await detectAttempt(req, params, options, options.clock());
+  if (!CLIENT_ID_FORMAT.test(attempt.clientId)) throw invalidClient(options, 'client_id has an invalid format');
+  if (!options.methods.includes(attempt.mechanism)) throw invalidClient(options, `method ${attempt.mechanism} is not enabled on this server`);
+  if (attempt.mechanism === 'client_secret_jwt' || attempt.mechanism === 'private_key_jwt') {
+    throw invalidClient(options, `${attempt.mechanism} needs a registered client; delegated client authentication cannot verify it`);
+  }
+  if ((await options.storage.getClient(attempt.clientId)) !== undefined) {
+    throw invalidClient(options, 'client registered while the server runs with delegated client authentication; restart to use the registry');
+  }
+  const presented: PresentedClient = { clientId: attempt.clientId, method: attempt.mechanism };
+  if ('secret' in attempt) presented.clientSecret = attempt.secret;
+  return presented;
+}
+
+/**
+ * Start-up checks of delegated client authentication, and its loud warning (log and console
+ * banner): the options come from the flow builders, a `generateToken` hook exists, and no client is
+ * registered in storage (registered clients must be authenticated by the registry).
+ */
+export async function checkDelegatedClientAuthentication(
+  options: { hooks?: { generateToken?: unknown }; clientAuthMethods?: readonly string[] },
+  allowed: boolean,
+  storage: Storage,
+  logger: { warn(obj: object, msg?: string): void },
+): Promise<void> {
+  if (!allowed) {
+    throw new ConfigError("clientAuthentication 'delegated' is reserved for the flow builders (portcullis/builders); register clients instead");
+  }
+  if (typeof options.hooks?.generateToken !== 'function') {
+    throw new ConfigError("clientAuthentication 'delegated' needs hooks.generateToken: the app authenticates clients there");
+  }
+  const jwtMethods = (options.clientAuthMethods ?? []).filter((m) => m === 'client_secret_jwt' || m === 'private_key_jwt');
+  if (jwtMethods.length > 0) {
+    throw new ConfigError(`clientAuthentication 'delegated' cannot use ${jwtMethods.join(', ')}: JWT client assertions need registered clients (their keys or secrets)`);
+  }
+  const clients = await storage.listClients();
+  if (clients.length > 0) {
+    throw new ConfigError(`clientAuthentication 'delegated' refused: ${clients.length} client(s) are registered in storage; registered clients are authenticated by the registry, so start in registry mode`);
+  }
+  const message =
+    'NO CLIENTS ARE REGISTERED: client authentication at the token endpoint is left to the app\'s generateToken hook, which receives the credentials raw (clientId, clientSecret) and MUST check them. ' +
+    'The authorization, device, revocation, introspection and userinfo endpoints are not served. Register clients (addClient) to have Portcullis authenticate them.';
+  logger.warn({ event: 'config.insecure', clientAuthentication: 'delegated' }, message);
+  const bar = '!'.repeat(78);
+  console.warn(`\n${bar}\n!! Portcullis: delegated client authentication\n!! ${message}\n${bar}\n`);
 }
 
 /** Which mechanism the request uses, with the client id it claims. Throws the 400s and the no-id 401. */

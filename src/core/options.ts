@@ -2,8 +2,9 @@ import type { TokenEndpointAuthMethod } from '../clients/metadata.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { OAuthError } from './errors.js';
-import type { Storage, ClientRecord } from '../storage/contract.js';
-import type { GrantHandler } from '../grants/grant.js';
+import type { Storage, ClientRecord, GrantRecord } from '../storage/contract.js';
+import type { GrantHandler, TokenResponseBody } from '../grants/grant.js';
+import type { OAuthRequest } from './http.js';
 import type { SigningAlgorithm } from '../keys/jwt-signer.js';
 import type { PageRenderers } from '../interaction/pages.js';
 import type { TokenExchangeOptions } from '../grants/token-exchange.js';
@@ -164,6 +165,126 @@ export interface TokenHooks {
    * the core already accepted.
    */
   beforeIssue?(ctx: IssueContext): Promise<IssueDecision | void> | IssueDecision | void;
+  /**
+   * Mint the token response yourself (the flow builders' `generateToken`). Runs in `issueTokens`
+   * AFTER every check of the grant passed (client authenticated against the registry; the code found,
+   * unexpired, bound to this client and redirect_uri, PKCE verified and consumed; the refresh token
+   * consumed and rotated; …) and after `beforeIssue`, in place of the core's own minting.
+   *
+   * Return a token response (validated: `access_token`, `token_type`, integer `expires_in`, …; sent
+   * with no-store), an error object `{ error, error_description? }` (sent with its status:
+   * `invalid_client` → 401 with `WWW-Authenticate`), or `null` (→ `invalid_request`). A thrown
+   * {@link OAuthError} is sent as is; anything else thrown → `server_error` with no internal text.
+   * @see GenerateTokenContext
+   */
+  generateToken?(ctx: GenerateTokenContext): Promise<GenerateTokenResult> | GenerateTokenResult;
+}
+
+/**
+ * Who authenticates clients at the token endpoint.
+ * - `registry` (default): the core, against registered clients (hashed secrets, assertions, …).
+ * - `delegated`: only for apps assembled by the flow builders (`portcullis/builders`) that register
+ *   no client at all. The core extracts the credentials (exactly one method, malformed → 400, the
+ *   method must be enabled) and hands them raw to `hooks.generateToken`, which must check them.
+ *   Only the token endpoint, JWKS, discovery and health are served; the grants take the code,
+ *   device code or refresh token as the app's own (the core never issued them). The server refuses
+ *   to start in this mode when a client is registered in storage, and warns loudly when it starts.
+ */
+export type ClientAuthenticationMode = 'registry' | 'delegated';
+
+/** What the core mints on request of {@link TokenHooks.generateToken}. */
+export interface TokenMint {
+  /**
+   * An RFC 9068 JWT access token (`typ: at+jwt`) signed by the server's keys, with `exp = iat + ttl`.
+   * In registry mode `subject` must be the subject the core proved (the grant's user, else the
+   * client) and `scope` may only narrow the granted scope; registered claims in `claims` are ignored.
+   */
+  accessToken(input?: MintAccessTokenInput): Promise<{ token: string; expiresIn: number }>;
+  /**
+   * A refresh token of the grant (registry mode, a grant with a user, a client registered for
+   * refresh_token): stored hashed, rotated and reuse-detected by the core's refresh_token grant.
+   * Throws otherwise.
+   */
+  refreshToken(): Promise<string>;
+  /**
+   * An OIDC ID token (`typ: JWT`): iss, sub, aud (the client), azp, iat, exp (= iat + ttl); in registry
+   * mode also auth_time, acr, amr, sid and (code redemption) nonce from the grant, and at_hash when
+   * `accessToken` is given. In delegated mode `subject` is required.
+   */
+  idToken(input?: MintIdTokenInput): string;
+  /** Exactly what the core would have minted without the hook. */
+  defaultResponse(): Promise<TokenResponseBody>;
+}
+
+export interface MintAccessTokenInput {
+  subject?: string;
+  scope?: readonly string[];
+  audience?: string | string[];
+  /** Private claims; registered ones (iss, sub, aud, exp, iat, jti, client_id, scope, …) are ignored. */
+  claims?: Record<string, unknown>;
+  /** Lifetime in seconds (a positive whole number); default: the context's `accessTokenTtl`. */
+  ttl?: number;
+}
+
+export interface MintIdTokenInput {
+  subject?: string;
+  claims?: Record<string, unknown>;
+  /** The access token issued with it, for `at_hash`. */
+  accessToken?: string;
+  /** Lifetime in seconds; default `ttl.idToken`. */
+  ttl?: number;
+}
+
+/** What {@link TokenHooks.generateToken} sees. */
+export interface GenerateTokenContext {
+  grantType: string;
+  clientAuthentication: ClientAuthenticationMode;
+  /**
+   * Registry mode: the authenticated, registered client. Delegated mode: a transient record for the
+   * `client_id` the request claims (NOT authenticated: check `clientSecret` yourself).
+   */
+  client: ClientRecord;
+  authMethod: TokenEndpointAuthMethod;
+  /** Delegated mode only: the client secret exactly as sent (HTTP Basic or body). Never set in registry mode. */
+  clientSecret?: string;
+  /** Registry mode: the scope the core resolved or granted. Delegated mode: the requested scope (known scopes only). */
+  scope: string[];
+  /** The end user of the grant (registry mode). */
+  userId?: string;
+  /** The grant the tokens belong to (registry mode, user grants). */
+  grant?: GrantRecord;
+  resources?: string[];
+  /** The form parameters of the request. */
+  params: Readonly<Record<string, string | undefined>>;
+  request: OAuthRequest;
+  /** The access-token lifetime the core would apply, seconds. */
+  accessTokenTtl: number;
+  mint: TokenMint;
+}
+
+/** An error the hook returns instead of tokens (RFC 6749 §5.2). */
+export interface GenerateTokenError {
+  error: string;
+  error_description?: string;
+  error_uri?: string;
+}
+
+export type GenerateTokenResult = TokenResponseBody | { toJSON(): unknown } | GenerateTokenError | null | undefined;
+
+const delegationAllowed = new WeakSet<object>();
+
+/**
+ * @internal Mark an options object as assembled by the flow builders: the only options for which
+ * `clientAuthentication: 'delegated'` is accepted. Not exported from the package entry points.
+ */
+export function allowDelegatedClientAuthentication<T extends object>(options: T): T {
+  delegationAllowed.add(options);
+  return options;
+}
+
+/** @internal Whether {@link allowDelegatedClientAuthentication} marked these options. */
+export function isDelegationAllowed(options: object): boolean {
+  return delegationAllowed.has(options);
 }
 
 export interface PortcullisOptions {
@@ -225,6 +346,11 @@ export interface PortcullisOptions {
   loginThrottle?: Partial<{ maxAttemptsPerUser: number; maxAttemptsPerAddress: number; windowSeconds: number }>;
   /** Allow an http issuer on a non-loopback host (never in production). */
   allowInsecureIssuer?: boolean;
+  /**
+   * Who authenticates clients at the token endpoint (see {@link ClientAuthenticationMode}). Default
+   * `registry`. `delegated` is accepted only from the flow builders (`portcullis/builders`).
+   */
+  clientAuthentication?: ClientAuthenticationMode;
 }
 
 export type { OAuthError };

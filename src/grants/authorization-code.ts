@@ -64,4 +64,14 @@ export const authorizationCodeGrant: GrantHandler = {
     const refresh = mayRefresh(ctx, server.grantTypes()) && (!scope.includes('openid') || scope.includes('offline_access'));
     return issueTokens(ctx, { grantType: 'authorization_code', scope, userId: grant.user_id, grant, refreshToken: refresh, idToken: { includeNonce: true }, resources });
   },
+  /**
+   * Delegated mode: the code is the app's own (the core's authorization endpoint is not served), so
+   * its lifecycle, redirect_uri binding and PKCE are the hook's to check (`code`, `code_verifier`,
+   * `redirect_uri` are in the params). The core only requires `code`.
+   */
+  async handleDelegated(ctx: GrantContext) {
+    if (ctx.params.code === undefined) throw new OAuthError('invalid_request', 'Missing parameter: code');
+    const scope = ctx.server.scopes.resolve(ctx.params.scope, ctx.client);
+    return issueTokens(ctx, { grantType: 'authorization_code', scope });
+  },
 };

@@ -18,4 +18,12 @@ export const clientCredentialsGrant: GrantHandler = {
     const resources = resolveTokenResources(ctx, scope);
     return issueTokens(ctx, { grantType: 'client_credentials', scope, resources });
   },
+  /** Delegated mode: the hook checks the raw credentials; the core checks the scope against the known scopes. */
+  async handleDelegated(ctx) {
+    if (ctx.authMethod === 'none') {
+      throw new OAuthError('unauthorized_client', 'Public clients may not use the client_credentials grant');
+    }
+    const scope = ctx.server.scopes.resolve(ctx.params.scope, ctx.client);
+    return issueTokens(ctx, { grantType: 'client_credentials', scope });
+  },
 };

@@ -69,6 +69,15 @@ export const deviceCodeGrant: GrantHandler = {
       idToken: { includeNonce: false },
     });
   },
+  /**
+   * Delegated mode: the device code is the app's own (the core's device authorization endpoint is
+   * not served); the hook answers authorization_pending, slow_down, access_denied, expired_token or tokens.
+   */
+  async handleDelegated(ctx: GrantContext) {
+    if (ctx.params.device_code === undefined) throw new OAuthError('invalid_request', 'Missing parameter: device_code');
+    const scope = ctx.server.scopes.resolve(ctx.params.scope, ctx.client);
+    return issueTokens(ctx, { grantType: DEVICE_CODE_GRANT_TYPE, scope });
+  },
 };
 
 /** A second redemption: revoke the grant (and so every token issued from the code). */

@@ -3,6 +3,7 @@ import type { FormParams } from '../core/form.js';
 import type { OAuthRequest } from '../core/http.js';
 import type { ClientRecord } from '../storage/contract.js';
 import type { ServerContext } from '../server-context.js';
+import type { ClientAuthenticationMode } from '../core/options.js';
 
 /** What a grant sees: the authenticated client, the parsed form, and the server's services. */
 export interface GrantContext {
@@ -13,6 +14,10 @@ export interface GrantContext {
   multiParams: Readonly<Record<string, readonly string[] | undefined>>;
   request: OAuthRequest;
   server: ServerContext;
+  /** Default `registry`. `delegated`: `client` is a transient record of the claimed client_id, not authenticated. */
+  clientAuthentication?: ClientAuthenticationMode;
+  /** Delegated mode only: the client secret as sent, for the app's `generateToken` hook to check. */
+  clientSecret?: string;
 }
 
 /** The JSON body of a successful token response (RFC 6749 §5.1), plus any extension members. */
@@ -39,4 +44,11 @@ export interface GrantHandler {
   /** Whether public clients (`token_endpoint_auth_method: none`) may use it. Default true. */
   readonly allowPublicClients?: boolean;
   handle(ctx: GrantContext): Promise<TokenResponseBody>;
+  /**
+   * Delegated client authentication (flow builders without registered clients): check the grant's
+   * own parameters and hand the request to the app's `generateToken` hook through `issueTokens`.
+   * The code, device code or refresh token is the app's own: the core never issued it. Grants
+   * without this method are not served in that mode (`unsupported_grant_type`).
+   */
+  handleDelegated?(ctx: GrantContext): Promise<TokenResponseBody>;
 }

@@ -65,6 +65,12 @@ export const refreshTokenGrant: GrantHandler = {
       ...(grant.user_id !== undefined ? { userId: grant.user_id } : {}),
     });
   },
+  /** Delegated mode: the refresh token is the app's own; the hook validates it (and any narrowing of scope). */
+  async handleDelegated(ctx: GrantContext) {
+    if (ctx.params.refresh_token === undefined) throw new OAuthError('invalid_request', 'Missing parameter: refresh_token');
+    const scope = ctx.server.scopes.resolve(ctx.params.scope, ctx.client);
+    return issueTokens(ctx, { grantType: 'refresh_token', scope });
+  },
 };
 
 async function reuseDetected(ctx: GrantContext, grantId: string): Promise<never> {

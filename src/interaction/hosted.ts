@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sha256 } from '../core/crypto.js';
+import { StorageUnavailableError, UNAVAILABLE_DESCRIPTION } from '../core/errors.js';
 import { bodyText, parseUrlEncoded } from '../core/form.js';
 import type { OAuthRequest, OAuthResponse } from '../core/http.js';
 import { authorizationErrorResponse, completeAuthorizationRequest, validateAuthorizationRequest, INTERACTION_TTL } from '../authorize/service.js';
@@ -48,6 +49,11 @@ export async function authorizeEndpoint(req: OAuthRequest, server: ServerContext
     return await completeAuthorizationRequest(request, { isAuthorizationApproved: true }, server, { fromPost });
   } catch (err) {
     if (err instanceof AuthorizeError) return authorizationErrorResponse(err, server, { fromPost });
+    // A storage outage once the redirect URI is trusted: RFC 6749 §4.1.2.1 temporarily_unavailable.
+    if (err instanceof StorageUnavailableError) {
+      server.logger.warn({ event: 'authorization.unavailable', detail: err.message }, 'authorization failed: storage unavailable');
+      return authorizationErrorResponse(new AuthorizeError('temporarily_unavailable', UNAVAILABLE_DESCRIPTION, redirect), server, { fromPost });
+    }
     // Anything unexpected after the redirect URI is trusted: tell the client, with no detail.
     server.logger.error({ event: 'authorization.failed', detail: err instanceof Error ? err.stack : String(err) }, 'authorization failed');
     return authorizationErrorResponse(new AuthorizeError('server_error', 'The server encountered an unexpected error', redirect), server, { fromPost });
