@@ -50,6 +50,11 @@ export const authorizationCodeGrant: GrantHandler = {
     const scope = record.scope === '' ? [] : record.scope.split(' ');
     const resources = resolveTokenResources(ctx, scope, grantedResources(data));
 
+    // The grant is read before the code is consumed: of concurrent redemptions, the losers' reuse
+    // detection revokes the grant, and the winner must not then read it back as revoked.
+    const grant = await server.storage.getGrant(record.grant_id);
+    if (grant === undefined || grant.revoked_at !== undefined || grant.user_id === undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'grant revoked' });
+
     const consumed = await server.storage.consumeArtifact('authorization_code', id, now);
     if (consumed.status === 'already_consumed') {
       await server.storage.revokeGrant(record.grant_id, now);
@@ -58,8 +63,6 @@ export const authorizationCodeGrant: GrantHandler = {
     }
     if (consumed.status === 'not_found' || consumed.record.revoked_at !== undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'code expired or revoked' });
 
-    const grant = await server.storage.getGrant(record.grant_id);
-    if (grant === undefined || grant.revoked_at !== undefined || grant.user_id === undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'grant revoked' });
     // OIDC requests get refresh tokens only with offline_access (OIDC Core §11); OAuth requests by registration.
     const refresh = mayRefresh(ctx, server.grantTypes()) && (!scope.includes('openid') || scope.includes('offline_access'));
     return issueTokens(ctx, { grantType: 'authorization_code', scope, userId: grant.user_id, grant, refreshToken: refresh, idToken: { includeNonce: true }, resources });

@@ -4,8 +4,9 @@
  *
  * File: `PORTCULLIS_CONFIG`, else `./portcullis.config.json` when present, else none.
  * Env: `PORT` (default 3000), `HOST` (default 127.0.0.1), `PORTCULLIS_ISSUER`, `DATABASE_URL`
- * (default `sqlite:./data/portcullis.db`), `PORTCULLIS_KEY_SECRET`, `PORTCULLIS_TRUST_PROXY`,
- * `LOG_LEVEL`.
+ * (default `sqlite:./data/portcullis.db`; `postgres://…` for PostgreSQL), `REDIS_URL` (optional,
+ * with PostgreSQL: short-lived state in Redis), `PORTCULLIS_KEY_SECRET`, `PORTCULLIS_TRUST_PROXY`,
+ * `PORTCULLIS_KEY_RELOAD_SECONDS`, `LOG_LEVEL`.
  *
  * Every error is a {@link ConfigError} whose message names the field, e.g.
  * `config: clients[1]: client "web": field "redirect_uris" has "http://x/cb": …`.
@@ -33,7 +34,28 @@ export const DEFAULT_HOST = '127.0.0.1';
 /** Where the server keeps its state. */
 export type DatabaseConfig =
   | { kind: 'sqlite'; /** Absolute path, or `:memory:`. */ filename: string; url: string }
-  | { kind: 'memory'; url: string };
+  | { kind: 'memory'; url: string }
+  | {
+      kind: 'postgres';
+      /** What `pg` connects with: DATABASE_URL without the `schema` parameter (may hold a password). */
+      connectionString: string;
+      /** The `schema` parameter of DATABASE_URL; default `public`. */
+      schema?: string;
+      /** DATABASE_URL with the password replaced by `***`: safe for banners and logs. */
+      url: string;
+    };
+
+/** REDIS_URL: short-lived state (codes, sessions, replay records, rate limits) in Redis. */
+export interface RedisConfig {
+  /** What the client connects with: REDIS_URL without the `prefix` parameter (may hold a password). */
+  connectionUrl: string;
+  /** The `prefix` parameter of REDIS_URL (every key starts with it); default `portcullis:`. */
+  prefix?: string;
+  /** REDIS_URL with the password replaced by `***`. */
+  url: string;
+}
+
+export const DEFAULT_KEY_RELOAD_SECONDS = 60;
 
 /** The configuration after the file and the environment have been merged and validated. */
 export interface ResolvedConfig {
@@ -48,6 +70,10 @@ export interface ResolvedConfig {
   port: number;
   host: string;
   database: DatabaseConfig;
+  /** Set by REDIS_URL (only with a PostgreSQL DATABASE_URL). */
+  redis?: RedisConfig;
+  /** Seconds between reloads of the signing keys from storage (PORTCULLIS_KEY_RELOAD_SECONDS, default 60). */
+  keyReloadSeconds: number;
   keyEncryptionSecret?: string;
   logLevel: LogLevel;
   trustProxy: boolean;
@@ -268,18 +294,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   }
   const keyEncryptionSecret = envSecret ?? file.keyEncryptionSecret;
 
+  const database = parseDatabaseUrl(nonEmpty(env.DATABASE_URL) ?? DEFAULT_DATABASE_URL, cwd);
+  const redisUrl = nonEmpty(env.REDIS_URL);
+  const redis = redisUrl === undefined ? undefined : parseRedisUrl(redisUrl);
+  if (redis !== undefined && database.kind !== 'postgres') {
+    throw new ConfigError('REDIS_URL: Redis holds only short-lived state next to PostgreSQL; set DATABASE_URL=postgres://… too (or unset REDIS_URL)');
+  }
+
   const config: ResolvedConfig = {
     issuer,
     issuerSource,
     port,
     host,
-    database: parseDatabaseUrl(nonEmpty(env.DATABASE_URL) ?? DEFAULT_DATABASE_URL, cwd),
+    database,
+    keyReloadSeconds: parseKeyReloadSeconds(env.PORTCULLIS_KEY_RELOAD_SECONDS),
     logLevel: parseLogLevel(env.LOG_LEVEL),
     trustProxy: parseBoolean(env.PORTCULLIS_TRUST_PROXY, 'PORTCULLIS_TRUST_PROXY') ?? false,
     clients: (file.clients ?? []) as ClientMetadataInput[],
     users: (file.users ?? []) as UserInput[],
   };
   if (configFile !== undefined) config.configFile = configFile;
+  if (redis !== undefined) config.redis = redis;
   if (keyEncryptionSecret !== undefined) config.keyEncryptionSecret = keyEncryptionSecret;
   if (file.scopes !== undefined) config.scopes = file.scopes;
   if (file.ttl !== undefined) config.ttl = file.ttl;
@@ -313,15 +348,14 @@ export function isWildcardHost(host: string): boolean {
 }
 
 /**
- * `sqlite:<path>` (relative to cwd; `sqlite:///abs` also works), `sqlite::memory:`, `memory:`.
- * `postgres://` is refused for now.
+ * `sqlite:<path>` (relative to cwd; `sqlite:///abs` also works), `sqlite::memory:`, `memory:`, or
+ * `postgres://` / `postgresql://` URLs (libpq syntax; the extra parameter `schema=<name>` picks the
+ * schema holding the tables). Error messages never echo the URL (it may hold a password).
  */
 export function parseDatabaseUrl(url: string, cwd: string = process.cwd()): DatabaseConfig {
   const value = url.trim();
   if (value === 'memory:' || value === 'memory://') return { kind: 'memory', url: value };
-  if (/^postgres(?:ql)?:/i.test(value)) {
-    throw new ConfigError('DATABASE_URL: PostgreSQL support arrives in a later release; use sqlite:<path> for now');
-  }
+  if (/^postgres(?:ql)?:/i.test(value)) return parsePostgresUrl(value);
   if (value.toLowerCase().startsWith('sqlite:')) {
     let path = value.slice('sqlite:'.length);
     if (path.startsWith('//')) path = path.slice(2);
@@ -332,8 +366,90 @@ export function parseDatabaseUrl(url: string, cwd: string = process.cwd()): Data
   // Name only the scheme: the rest of a URL may hold a password.
   const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:/.exec(value)?.[0];
   throw new ConfigError(
-    `DATABASE_URL: unsupported ${scheme === undefined ? 'value' : `scheme "${scheme}"`}; use sqlite:<path>, sqlite::memory: or memory:`,
+    `DATABASE_URL: unsupported ${scheme === undefined ? 'value' : `scheme "${scheme}"`}; use postgres://user:password@host:5432/database, sqlite:<path>, sqlite::memory: or memory:`,
   );
+}
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+function parsePostgresUrl(value: string): DatabaseConfig {
+  // A unix-socket URL (postgres:///db?host=/run/postgresql) parses too: the host is then empty.
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError('DATABASE_URL: not a valid postgres:// URL (expected postgres://user:password@host:5432/database; percent-encode special characters in the password)');
+  }
+  if (parsed.hostname === '' && !parsed.searchParams.has('host')) {
+    throw new ConfigError('DATABASE_URL: the postgres:// URL names no host (expected postgres://user:password@host:5432/database)');
+  }
+  if (parsed.pathname === '' || parsed.pathname === '/') {
+    throw new ConfigError('DATABASE_URL: the postgres:// URL names no database (expected postgres://user:password@host:5432/database)');
+  }
+  const schemas = parsed.searchParams.getAll('schema');
+  if (schemas.length > 1) throw new ConfigError('DATABASE_URL: give the schema parameter once');
+  const schema = schemas[0];
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw new ConfigError('DATABASE_URL: schema must be letters, digits and "_" (not starting with a digit), at most 63 characters');
+  }
+  parsed.searchParams.delete('schema');
+  // Hand pg the URL as written unless a parameter of ours had to come out.
+  const connectionString = schema === undefined ? value : parsed.href;
+  const config: DatabaseConfig = { kind: 'postgres', connectionString, url: redactUrl(value) };
+  if (schema !== undefined) config.schema = schema;
+  return config;
+}
+
+/**
+ * REDIS_URL: `redis://[user:password@]host:port[/db]` or `rediss://` (TLS); the extra parameter
+ * `prefix=<text>` starts every key (default `portcullis:`).
+ */
+export function parseRedisUrl(url: string): RedisConfig {
+  const value = url.trim();
+  if (!/^rediss?:\/\//i.test(value)) {
+    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:/.exec(value)?.[0];
+    throw new ConfigError(`REDIS_URL: unsupported ${scheme === undefined ? 'value' : `scheme "${scheme}"`}; use redis://host:6379 or rediss://host:6380`);
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError('REDIS_URL: not a valid redis:// URL (expected redis://[user:password@]host:6379[/db])');
+  }
+  if (parsed.hostname === '') throw new ConfigError('REDIS_URL: the redis:// URL names no host');
+  if (parsed.pathname !== '' && parsed.pathname !== '/' && !/^\/\d+$/.test(parsed.pathname)) {
+    throw new ConfigError('REDIS_URL: the path must be a database number, e.g. redis://host:6379/0');
+  }
+  const prefixes = parsed.searchParams.getAll('prefix');
+  if (prefixes.length > 1) throw new ConfigError('REDIS_URL: give the prefix parameter once');
+  const prefix = prefixes[0];
+  if (prefix !== undefined && prefix === '') throw new ConfigError('REDIS_URL: prefix must not be empty');
+  parsed.searchParams.delete('prefix');
+  const config: RedisConfig = { connectionUrl: prefix === undefined ? value : parsed.href, url: redactUrl(value) };
+  if (prefix !== undefined) config.prefix = prefix;
+  return config;
+}
+
+/** The URL with its password replaced by `***` (and a `password` query parameter too). */
+export function redactUrl(value: string): string {
+  try {
+    const parsed = new URL(value);
+    if (parsed.password !== '') parsed.password = '***';
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
+    return parsed.href;
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+function parseKeyReloadSeconds(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return DEFAULT_KEY_RELOAD_SECONDS;
+  const text = value.trim();
+  const seconds = /^\d+(?:\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+    throw new ConfigError(`PORTCULLIS_KEY_RELOAD_SECONDS: must be a number of seconds above 0 and at most 3600 (got ${JSON.stringify(value)})`);
+  }
+  return seconds;
 }
 
 /** Why a string cannot be an issuer, or undefined when it can (the core checks the scheme rules). */

@@ -10,17 +10,41 @@ import type { Portcullis } from '../portcullis-types.js';
 import { createPortcullis } from '../provider.js';
 import type { Storage } from '../storage/contract.js';
 import { createMemoryStorage } from '../storage/memory.js';
+import { createPostgresStorage, type PostgresStorageOptions } from '../storage/postgres.js';
+import { createRedisPostgresStorage } from '../storage/redis.js';
 import { createSqliteStorage } from '../storage/sqlite.js';
-import { defaultIssuer, type DatabaseConfig, type ResolvedConfig } from './config.js';
+import { defaultIssuer, type DatabaseConfig, type RedisConfig, type ResolvedConfig } from './config.js';
 
-/** Open the storage named by DATABASE_URL. */
-export function openStorage(database: DatabaseConfig): Storage {
-  return database.kind === 'memory' ? createMemoryStorage() : createSqliteStorage({ filename: database.filename });
+/**
+ * Open the storage named by DATABASE_URL (and REDIS_URL): memory, SQLite, PostgreSQL, or
+ * PostgreSQL + Redis. PostgreSQL applies its migrations before this resolves.
+ * @throws StorageUnavailableError when PostgreSQL or Redis cannot be reached.
+ */
+export async function openStorage(database: DatabaseConfig, redis?: RedisConfig): Promise<Storage> {
+  switch (database.kind) {
+    case 'memory':
+      return createMemoryStorage();
+    case 'sqlite':
+      return createSqliteStorage({ filename: database.filename });
+    case 'postgres': {
+      const postgres: PostgresStorageOptions = { connectionString: database.connectionString };
+      if (database.schema !== undefined) postgres.schema = database.schema;
+      if (redis === undefined) return createPostgresStorage(postgres);
+      return createRedisPostgresStorage({
+        postgres,
+        redis: { url: redis.connectionUrl, ...(redis.prefix !== undefined ? { prefix: redis.prefix } : {}) },
+      });
+    }
+  }
 }
 
-/** A short description for banners and logs (no credentials: DATABASE_URL may carry some later). */
-export function describeStorage(database: DatabaseConfig): string {
+/** A short description for banners and logs (never a password: URLs are shown redacted). */
+export function describeStorage(database: DatabaseConfig, redis?: RedisConfig): string {
   if (database.kind === 'memory') return 'memory (everything is lost when the process exits)';
+  if (database.kind === 'postgres') {
+    const base = `postgres ${database.url}`;
+    return redis === undefined ? base : `${base} + redis ${redis.url} (codes, sessions, replay records, rate limits)`;
+  }
   return database.filename === ':memory:' ? 'sqlite in memory (everything is lost when the process exits)' : `sqlite ${database.filename}`;
 }
 
@@ -45,7 +69,7 @@ export function portcullisOptions(config: ResolvedConfig, storage: Storage, logg
  * Without `issuer`, the configured one (or the default for the configured host and port) is used.
  */
 export async function openPortcullis(config: ResolvedConfig, logger: Logger, issuer?: string): Promise<Portcullis> {
-  const storage = openStorage(config.database);
+  const storage = await openStorage(config.database, config.redis);
   try {
     return await createPortcullis(portcullisOptions(config, storage, logger, issuer ?? config.issuer ?? defaultIssuer(config.host, config.port)));
   } catch (err) {

@@ -112,6 +112,8 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
     if (server.listening) await closeServer(server);
     throw err;
   }
+  // Instances sharing a database learn of key rotations by reloading (PORTCULLIS_KEY_RELOAD_SECONDS).
+  portcullis.keys.startAutoReload(config.keyReloadSeconds);
 
   let generatedSecrets: GeneratedSecret[];
   let demoClient: GeneratedSecret | undefined;
@@ -314,7 +316,7 @@ async function collectWarnings(config: ResolvedConfig, portcullis: Portcullis): 
   if (config.keyEncryptionSecret === undefined) {
     warnings.push('no key-encryption secret: signing keys are stored unencrypted; set PORTCULLIS_KEY_SECRET (16 characters or more)');
   }
-  if (config.database.kind === 'memory' || config.database.filename === ':memory:') {
+  if (config.database.kind === 'memory' || (config.database.kind === 'sqlite' && config.database.filename === ':memory:')) {
     warnings.push('storage is in memory: clients, users, keys and tokens are lost when the process exits (set DATABASE_URL=sqlite:<path>)');
   }
   if (isWildcardHost(config.host) && config.issuerSource === 'default') {
@@ -370,7 +372,7 @@ function banner(input: {
     `  discovery:  ${base}/.well-known/openid-configuration`,
     `  token:      ${portcullis.endpoints.token}`,
     `  listening:  ${url}`,
-    `  storage:    ${describeStorage(config.database)}`,
+    `  storage:    ${describeStorage(config.database, config.redis)}`,
     `  config:     ${config.configFile ?? 'none (defaults and environment variables)'}`,
     `  grants:     ${portcullis.grantTypes.join(', ')}`,
   ];

@@ -224,11 +224,12 @@ describe('portcullis errors', () => {
     assert.equal(port.stderr, 'portcullis: --port: must be an integer from 0 to 65535\n');
   });
 
-  test('DATABASE_URL=postgres://… is refused for now', async () => {
+  test('DATABASE_URL=postgres://… that cannot be reached: one line naming the outage, no password, exit 1', async () => {
     const ws = workspace();
-    const result = await runCli(['clients', 'list'], { ...ws, env: { DATABASE_URL: 'postgres://user:pw@localhost/db' } });
+    const result = await runCli(['clients', 'list'], { ...ws, env: { DATABASE_URL: 'postgres://user:pw-s3cret@127.0.0.1:1/db' } });
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /^portcullis: DATABASE_URL: PostgreSQL support arrives in a later release/);
+    assert.equal(result.stderr, 'portcullis: PostgreSQL storage unavailable (ECONNREFUSED)\n');
+    assert.ok(!result.stdout.includes('s3cret'));
   });
 });
 

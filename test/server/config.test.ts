@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ConfigError } from '../../src/core/errors.js';
-import { loadConfig, parseDatabaseUrl } from '../../src/server/config.js';
+import { DEFAULT_KEY_RELOAD_SECONDS, loadConfig, parseDatabaseUrl, parseRedisUrl } from '../../src/server/config.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -256,11 +256,65 @@ describe('DATABASE_URL', () => {
     assert.equal(loadConfig({ DATABASE_URL: 'memory:' }, withConfig()).database.kind, 'memory');
   });
 
-  test('postgres:// is refused until PostgreSQL support lands', () => {
-    for (const url of ['postgres://u:p@db/portcullis', 'postgresql://db/portcullis']) {
+  test('postgres:// and postgresql:// select PostgreSQL; the password is only ever shown redacted', () => {
+    assert.deepEqual(parseDatabaseUrl('postgres://u:p@db/portcullis', cwd), {
+      kind: 'postgres',
+      connectionString: 'postgres://u:p@db/portcullis',
+      url: 'postgres://u:***@db/portcullis',
+    });
+    assert.deepEqual(parseDatabaseUrl('postgresql://db:5433/portcullis?sslmode=require', cwd), {
+      kind: 'postgres',
+      connectionString: 'postgresql://db:5433/portcullis?sslmode=require',
+      url: 'postgresql://db:5433/portcullis?sslmode=require',
+    });
+    const config = loadConfig({ DATABASE_URL: 'postgres://u:s3cret@127.0.0.1:5432/test' }, withConfig());
+    assert.equal(config.database.kind, 'postgres');
+    assert.equal(config.redis, undefined);
+  });
+
+  test('postgres: the schema parameter picks the schema and is not passed to the driver', () => {
+    assert.deepEqual(parseDatabaseUrl('postgres://u:p@db/app?schema=auth&sslmode=require', cwd), {
+      kind: 'postgres',
+      connectionString: 'postgres://u:p@db/app?sslmode=require',
+      schema: 'auth',
+      url: 'postgres://u:***@db/app?schema=auth&sslmode=require',
+    });
+    assert.match(configError(() => parseDatabaseUrl('postgres://db/app?schema=a-b', cwd)), /^DATABASE_URL: schema must be letters, digits and "_"/);
+    assert.match(configError(() => parseDatabaseUrl('postgres://db/app?schema=a&schema=b', cwd)), /^DATABASE_URL: give the schema parameter once/);
+  });
+
+  test('postgres: a URL without host or database is refused without echoing it', () => {
+    for (const url of ['postgres://u:pw@db', 'postgres://u:pw@db/', 'postgres:nothing', 'postgres://u:pw@[bad/x']) {
       const message = configError(() => parseDatabaseUrl(url, cwd));
-      assert.match(message, /^DATABASE_URL: PostgreSQL support arrives in a later release/);
-      assert.ok(!message.includes('u:p'), 'the URL (and its password) is not echoed');
+      assert.match(message, /^DATABASE_URL: /);
+      assert.ok(!message.includes('pw'), `the password is not echoed: ${message}`);
+    }
+  });
+
+  test('REDIS_URL adds Redis next to PostgreSQL; prefix parameter; password redacted', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://db/app', REDIS_URL: 'redis://:hunter2@cache:6380/2?prefix=auth:' }, withConfig());
+    assert.deepEqual(config.redis, { connectionUrl: 'redis://:hunter2@cache:6380/2', prefix: 'auth:', url: 'redis://:***@cache:6380/2?prefix=auth:' });
+    assert.deepEqual(parseRedisUrl('rediss://cache'), { connectionUrl: 'rediss://cache', url: 'rediss://cache' });
+    assert.match(configError(() => parseRedisUrl('http://cache')), /^REDIS_URL: unsupported scheme "http:"/);
+    assert.match(configError(() => parseRedisUrl('redis://cache/db')), /^REDIS_URL: the path must be a database number/);
+    assert.match(configError(() => parseRedisUrl('redis://cache?prefix=')), /^REDIS_URL: prefix must not be empty/);
+  });
+
+  test('REDIS_URL without a PostgreSQL DATABASE_URL is refused', () => {
+    for (const database of [undefined, 'sqlite:db.sqlite', 'memory:']) {
+      const env: Record<string, string> = { REDIS_URL: 'redis://127.0.0.1:6379' };
+      if (database !== undefined) env.DATABASE_URL = database;
+      assert.match(configError(() => loadConfig(env, withConfig())), /^REDIS_URL: Redis holds only short-lived state next to PostgreSQL/);
+    }
+  });
+
+  test('PORTCULLIS_KEY_RELOAD_SECONDS: default 60, positive seconds up to an hour', () => {
+    assert.equal(DEFAULT_KEY_RELOAD_SECONDS, 60);
+    assert.equal(loadConfig({}, withConfig()).keyReloadSeconds, 60);
+    assert.equal(loadConfig({ PORTCULLIS_KEY_RELOAD_SECONDS: '1' }, withConfig()).keyReloadSeconds, 1);
+    assert.equal(loadConfig({ PORTCULLIS_KEY_RELOAD_SECONDS: '0.5' }, withConfig()).keyReloadSeconds, 0.5);
+    for (const bad of ['0', '-1', 'soon', '3601']) {
+      assert.match(configError(() => loadConfig({ PORTCULLIS_KEY_RELOAD_SECONDS: bad }, withConfig())), /^PORTCULLIS_KEY_RELOAD_SECONDS: /);
     }
   });
 
