@@ -5,16 +5,14 @@
  *   authentication, the client's grants, scope, throttling, grant and token minting;
  * - the scope repository: scopes must exist (`getAllByIdentifiers`) and survive `finalize`.
  */
+import { createPasswordGrant } from '../grants/password.js';
 import { OAuthError, StorageUnavailableError } from '../core/errors.js';
 import type { IssueContext } from '../core/options.js';
-import type { GrantContext, GrantHandler } from '../grants/grant.js';
-import { issueTokens, mayRefresh, resolveTokenResources } from '../grants/issue.js';
+import type { GrantHandler } from '../grants/grant.js';
 import { STANDARD_SCOPES } from '../oidc/claims.js';
 import { coreErrorFromException, isOAuthError } from './errors.js';
 import type { OAuthClient, OAuthScopeRepository, OAuthUserRepository } from './repositories.js';
 
-const BAD_CREDENTIALS = 'The username or password is incorrect';
-const LOCKED = 'Too many failed attempts; try again later';
 
 export type ClientEntityLookup = (clientId: string) => Promise<OAuthClient | undefined>;
 
@@ -25,58 +23,17 @@ export type ClientEntityLookup = (clientId: string) => Promise<OAuthClient | und
  * password answer alike; making them take the same time is the repository's job.
  */
 export function repositoryPasswordGrant(userRepository: OAuthUserRepository, clientEntity: ClientEntityLookup): GrantHandler {
-  return {
-    type: 'password',
-    async handle(ctx: GrantContext) {
-      const { server, client, params } = ctx;
-      const username = params.username;
-      const password = params.password;
-      if (username === undefined) throw new OAuthError('invalid_request', 'Missing parameter: username');
-      if (password === undefined) throw new OAuthError('invalid_request', 'Missing parameter: password');
-      if (username.length > 255 || password.length > 1024) throw new OAuthError('invalid_grant', BAD_CREDENTIALS);
-      const scope = server.scopes.resolve(params.scope, client);
-      const resources = resolveTokenResources(ctx, scope);
-      const limits = server.passwordGrant;
-      const now = server.clock();
-
-      const clientLock = `password_client_locked:${client.client_id}`;
-      if (await server.storage.hasRecord(clientLock, now)) throw locked(limits.windowSeconds);
-      const userKey = `password_attempts_user:${username.toLowerCase()}`;
-      const userWindow = await server.storage.hitRateLimit(userKey, limits.windowSeconds, now);
-      if (userWindow.count > limits.maxAttemptsPerUser) throw locked(userWindow.reset_at - now);
-
-      const entity = await clientEntity(client.client_id);
-      let userId: string | undefined;
-      try {
-        const user = await userRepository.getUserByCredentials(username, password, 'password', entity);
-        if (user !== null && user !== undefined && (typeof user.id === 'string' || typeof user.id === 'number') && String(user.id) !== '') userId = String(user.id);
-      } catch (err) {
-        // The seed's repositories throw for a wrong password; an outage is not a wrong password.
-        if (err instanceof StorageUnavailableError || !isOAuthError(err)) throw err;
-      }
-      if (userId === undefined) {
-        const failures = await server.storage.hitRateLimit(`password_failures_client:${client.client_id}`, limits.windowSeconds, now);
-        if (failures.count >= limits.maxFailuresPerClient) await server.storage.recordOnce(clientLock, failures.reset_at, now);
-        server.logger.info({ event: 'password.failed', client_id: client.client_id }, 'password grant: bad credentials');
-        throw new OAuthError('invalid_grant', BAD_CREDENTIALS);
-      }
-      await server.storage.resetRateLimit(userKey);
-
-      const grant = await server.tokens.createGrant({
-        client,
-        grantType: 'password',
-        scope,
-        userId,
-        authTime: now,
-        ...(resources.length > 0 ? { data: { resources } } : {}),
-      });
-      return issueTokens(ctx, { grantType: 'password', scope, userId, grant, refreshToken: mayRefresh(ctx, server.grantTypes()), resources });
-    },
-  };
-}
-
-function locked(retryAfter: number): OAuthError {
-  return new OAuthError('invalid_grant', LOCKED, { headers: { 'retry-after': String(Math.max(1, retryAfter)) } });
+  return createPasswordGrant(async (username, password, ctx) => {
+    const entity = await clientEntity(ctx.client.client_id);
+    try {
+      const user = await userRepository.getUserByCredentials(username, password, 'password', entity);
+      if (user !== null && user !== undefined && (typeof user.id === 'string' || typeof user.id === 'number') && String(user.id) !== '') return String(user.id);
+    } catch (err) {
+      // The seed's repositories throw for a wrong password; an outage is not a wrong password.
+      if (err instanceof StorageUnavailableError || !isOAuthError(err)) throw err;
+    }
+    return undefined;
+  });
 }
 
 /**
