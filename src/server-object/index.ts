@@ -1,7 +1,7 @@
 /**
  * `portcullis/server-object`: the seed package's `AuthorizationServer` API (`@jmondi/oauth2-server`)
  * over the Portcullis core, and the migration adapter for apps that keep the seed's repositories.
- * Framework adapters: `portcullis/server-object/express`, `/fastify`, `/hono`, `/vanilla`, `/node`.
+ * Framework adapters: `portcullis/server-object/express`, `/fastify`, `/hono`, `/hapi`, `/vanilla`, `/node`.
  * See docs/migrating.md.
  * @packageDocumentation
  */

@@ -1,7 +1,7 @@
 /**
  * The framework trios (`requestFrom<Framework>`, `handle<Framework>Response`, `handle<Framework>Error`)
  * on real servers on 127.0.0.1: the same routes and the same tests through Express (no body parser),
- * Fastify, Hono, the fetch ("vanilla") adapter and node:http.
+ * Fastify, Hono, Hapi, the fetch ("vanilla") adapter and node:http.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -10,6 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Hono } from 'hono';
+import Hapi from '@hapi/hapi';
+import { handleHapiError, handleHapiResponse, requestFromHapi } from '../../src/server-object/hapi.js';
 import { AuthorizationServer, type AuthorizationRequest, type OAuthRequest, type OAuthResponse } from '../../src/server-object/index.js';
 import { handleExpressError, handleExpressResponse, requestFromExpress } from '../../src/server-object/express.js';
 import { handleFastifyError, handleFastifyReply, handleFastifyResponse, requestFromFastify } from '../../src/server-object/fastify.js';
@@ -146,6 +148,37 @@ const MOUNTS: Record<string, (server: AuthorizationServer) => Promise<Mounted>> 
     });
     const { server: http, base } = await listenOn(fetchBridge((r) => app.fetch(r)));
     return { base, close: () => closeServer(http) };
+  },
+
+  async hapi(server) {
+    const app = Hapi.server({ host: '127.0.0.1', port: 0 });
+    for (const op of ['token', 'revoke', 'introspect'] as const) {
+      app.route({
+        method: 'POST',
+        path: `/${op}`,
+        options: { payload: { parse: false, output: 'data' } },
+        handler: async (req, h) => {
+          try {
+            return handleHapiResponse(h, await call(server, op, requestFromHapi(req)));
+          } catch (e) {
+            return handleHapiError(e, h);
+          }
+        },
+      });
+    }
+    app.route({
+      method: 'GET',
+      path: '/authorize',
+      handler: async (req, h) => {
+        try {
+          return handleHapiResponse(h, await authorize(server, requestFromHapi(req)));
+        } catch (e) {
+          return handleHapiError(e, h);
+        }
+      },
+    });
+    await app.start();
+    return { base: app.info.uri, close: () => app.stop() };
   },
 
   async 'vanilla (fetch)'(server) {
