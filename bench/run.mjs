@@ -44,13 +44,29 @@ import {
   tail,
   waitReady,
 } from './lib/proc.mjs';
-import { consoleTable, evaluateGoals, findRow, markdown, median, ratio, slope, summarize } from './lib/report.mjs';
+import {
+  DEFAULT_PG_URL,
+  backendMicros,
+  backendPids,
+  backendSnapshot,
+  connect as pgConnect,
+  databaseUrl,
+  describeServer,
+  dropSchemas,
+  dropSchemasSync,
+  growPostgres,
+  schemaExists,
+  schemaName,
+} from './lib/postgres.mjs';
+import { consoleTable, evaluateGoals, findRow, growthMarkdown, markdown, median, ratio, slope, summarize } from './lib/report.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH_DIR);
 const DOC = join(ROOT, 'docs', 'performance.md');
 const START_MARK = '<!-- bench:start -->';
 const END_MARK = '<!-- bench:end -->';
+const GROWTH_START = '<!-- growth:start -->';
+const GROWTH_END = '<!-- growth:end -->';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -68,8 +84,15 @@ const HELP = `Usage: node bench/run.mjs [options]      (npm run bench -- [option
   --memory-duration S length of that run (default 60)
   --growth            also: refresh and introspection with 1,000,000 refresh tokens in the database
   --growth-rows N     rows for --growth (default 1000000)
+  --storage S         sqlite | postgres: the database of the Portcullis targets (default sqlite).
+                      postgres: every server gets a fresh schema bench_<timestamp>_<target>_<mode>
+                      in --pg-url, dropped at the end of the run
+  --pg-url URL        PostgreSQL for --storage postgres (default $BENCH_PG_URL or
+                      ${DEFAULT_PG_URL})
   --workers N         also: Portcullis with --workers 1 and --workers N (skipped when the server lacks it)
-  --no-docs           do not write docs/performance.md
+  --no-docs           do not write docs/performance.md (the results section is rewritten by SQLite
+                      runs that measure more than --growth's workloads; the storage-scale section,
+                      per backend, by every --growth run)
   --max-minutes M     stop everything after M minutes (default: 3× the estimate + 10)
   --dry-run           print the plan and the estimated wall time, run nothing
   -h, --help
@@ -88,6 +111,8 @@ const { values: args } = parseArgs({
     'memory-duration': { type: 'string', default: '60' },
     growth: { type: 'boolean', default: false },
     'growth-rows': { type: 'string', default: '1000000' },
+    storage: { type: 'string', default: 'sqlite' },
+    'pg-url': { type: 'string' },
     workers: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
     'max-minutes': { type: 'string' },
@@ -99,6 +124,17 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(HELP);
   process.exit(0);
+}
+
+/** A URL without its password (for logs and the docs). */
+function redact(url) {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.href;
+  } catch {
+    return '(not a URL)';
+  }
 }
 
 function positive(name, value, { integer = false, min = 0 } = {}) {
@@ -157,10 +193,31 @@ const plan = {
   workers: args.workers === undefined ? undefined : positive('workers', args.workers, { integer: true, min: 2 }),
   modes: { both: ['shared', 'pinned'], shared: ['shared'], pinned: ['pinned'] }[args.mode],
   labels: Object.fromEntries(Object.entries(TARGETS).map(([k, v]) => [k, v.label])),
+  storage: args.storage,
+  pgUrl: args['pg-url'] ?? process.env.BENCH_PG_URL ?? DEFAULT_PG_URL,
 };
 if (plan.modes === undefined) {
   process.stderr.write('bench: --mode must be shared, pinned or both\n');
   process.exit(2);
+}
+if (!['sqlite', 'postgres'].includes(plan.storage)) {
+  process.stderr.write('bench: --storage must be sqlite or postgres\n');
+  process.exit(2);
+}
+if (plan.storage === 'postgres') {
+  try {
+    if (!/^postgres(ql)?:$/.test(new URL(plan.pgUrl).protocol)) throw new Error('scheme');
+  } catch {
+    process.stderr.write('bench: --pg-url must be a postgres:// URL\n');
+    process.exit(2);
+  }
+}
+const STORAGE_LABEL = { sqlite: 'SQLite', postgres: 'PostgreSQL' }[plan.storage];
+if (plan.storage !== 'sqlite') {
+  TARGETS.portcullis.label = `Portcullis (${STORAGE_LABEL})`;
+  TARGETS['portcullis-1m'].label = `Portcullis (${STORAGE_LABEL}) +1M`;
+  plan.labels.portcullis = TARGETS.portcullis.label;
+  plan.labels['portcullis-1m'] = TARGETS['portcullis-1m'].label;
 }
 const selectedTargets = list(args.targets, PUBLIC_TARGETS, 'target');
 if (args.growth && selectedTargets.includes('portcullis')) selectedTargets.push('portcullis-1m');
@@ -190,7 +247,8 @@ function estimateSeconds() {
   // Minting codes before each code run: about a third of the run's requests per second of minting.
   if (plan.workloads.some((w) => w.name === 'code')) s += plan.modes.length * plan.rounds * (plan.warmup + plan.duration) * 1.3;
   if (args.memory) s += plan.warmup + plan.memoryDuration + 20;
-  if (args.growth) s += 60 + plan.growthRows / 25_000;
+  // Growth, measured here: SQLite about 25,000 rows/s; PostgreSQL (INSERT … SELECT, VACUUM, CHECKPOINT) about 40,000.
+  if (args.growth) s += 60 + plan.growthRows / (plan.storage === 'postgres' ? 40_000 : 25_000);
   if (plan.workers !== undefined) s += 30 + plan.rounds * 2 * perRun;
   return s;
 }
@@ -198,6 +256,7 @@ const estimate = estimateSeconds();
 const maxMinutes = args['max-minutes'] === undefined ? (estimate * 3) / 60 + 10 : positive('max-minutes', args['max-minutes'], { min: 1 });
 if (args['dry-run']) {
   process.stdout.write(`modes: ${plan.modes.join(', ')}; ${plan.rounds} round(s) of ${plan.warmup} s warm-up + ${plan.duration} s; ${plan.connections} connections\n`);
+  process.stdout.write(`storage of the Portcullis targets: ${plan.storage}${plan.storage === 'postgres' ? ` (${redact(plan.pgUrl)}, fresh schemas, dropped at the end)` : ''}\n`);
   for (const w of plan.workloads) process.stdout.write(`  ${w.name.padEnd(18)} ${w.targets.join(', ')}\n`);
   if (args.memory) process.stdout.write(`  memory: ${plan.memoryDuration} s of cc-jwt on Portcullis\n`);
   if (args.growth) process.stdout.write(`  growth: ${plan.growthRows.toLocaleString('en-US')} refresh tokens\n`);
@@ -223,6 +282,29 @@ const runs = [];
 const extra = { skipped: notes.skipped };
 const started = new Date();
 
+// --storage postgres: the schemas this run created (dropped at its end; on any other exit, by the
+// exit handler below, which runs after proc.mjs has killed the servers), and one monitoring
+// connection that finds each server's backends.
+const pgSchemas = new Set();
+const pgPrefix = `bench_${started.toISOString().replace(/\.\d+Z$/, '').replace(/\D/g, '')}`;
+let pgMonitor;
+process.on('exit', () => {
+  if (pgSchemas.size === 0) return;
+  const error = dropSchemasSync(plan.pgUrl, [...pgSchemas], pgPrefix);
+  process.stderr.write(error === '' ? `bench: dropped schemas ${[...pgSchemas].join(', ')}\n` : `bench: could not drop schemas ${[...pgSchemas].join(', ')}: ${error}\n`);
+});
+
+function newSchema(...parts) {
+  const schema = schemaName(pgPrefix, ...parts);
+  pgSchemas.add(schema);
+  return schema;
+}
+
+async function monitor() {
+  pgMonitor ??= await pgConnect(plan.pgUrl, 'portcullis-bench-monitor');
+  return pgMonitor;
+}
+
 function log(line) {
   process.stdout.write(`${line}\n`);
 }
@@ -241,7 +323,15 @@ async function startTarget(name, mode, { template, extraArgs = [] } = {}) {
   let entry;
   const state = { name, spec, base, port, mode };
   if (spec.kind === 'portcullis') {
-    const prepared = preparePortcullis({ dir: workDir, name: `${name}-${mode}`, ids, port, template });
+    let pg;
+    if (plan.storage === 'postgres') {
+      // A fresh schema per server; the grown one is built once (buildGrownTemplate) and reused.
+      const schema = template ?? newSchema(name, mode);
+      const app = schemaName(pgPrefix, name, mode, 'app');
+      pg = { schema, app, databaseUrl: databaseUrl(plan.pgUrl, schema, app) };
+      state.pg = pg;
+    }
+    const prepared = preparePortcullis({ dir: workDir, name: `${name}-${mode}`, ids, port, template: pg === undefined ? template : undefined, pg });
     entry = spawnChild(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start', ...extraArgs], { env: prepared.env, cwd: ROOT, pin, name });
     state.dbFile = prepared.dbFile;
   } else {
@@ -497,8 +587,10 @@ async function measure({ mode, round, workload, state, duration = plan.duration,
     loader.child.stdin.write(`${JSON.stringify(job)}\n`);
     const warm = await next((plan.warmup + 60) * 1000, 'end of warm-up');
     if (warm.event !== 'warm') throw new Error(`load generator: ${warm.message ?? JSON.stringify(warm)}`);
+    const dbPids = state.pg === undefined ? undefined : await backendPids(await monitor(), state.pg.app);
     resetPeakRss(state.pid);
     const rssStart = rssBytes(state.pid);
+    const db0 = dbPids === undefined ? undefined : backendSnapshot(dbPids);
     const cpu0 = cpuMicros(state.pid);
     const loaderCpu0 = cpuMicros(loader.child.pid);
     const machine0 = machineMicros();
@@ -515,6 +607,13 @@ async function measure({ mode, round, workload, state, duration = plan.duration,
     const loaderCpu1 = cpuMicros(loader.child.pid);
     const machine1 = machineMicros();
     const wall = (performance.now() - t0) / 1000;
+    let dbMicros;
+    if (db0 !== undefined) {
+      const db1 = backendSnapshot(dbPids);
+      // Backends opened during the window count whole.
+      for (const pid of await backendPids(await monitor(), state.pg.app)) if (!db1.has(pid)) backendSnapshot([pid]).forEach((us, p) => db1.set(p, us));
+      dbMicros = db0.size === 0 && db1.size === 0 ? undefined : backendMicros(db0, db1);
+    }
     if (sampler !== undefined) {
       clearInterval(sampler);
       samples.push({ t: (performance.now() - t0) / 1000, rss: rssBytes(state.pid) });
@@ -550,12 +649,16 @@ async function measure({ mode, round, workload, state, duration = plan.duration,
       cpuPerRequestUs: r.requests > 0 ? (cpu1 - cpu0) / r.requests : undefined,
       cpuUtilization: (cpu1 - cpu0) / 1e6 / r.seconds,
       loaderCpuUtilization: (loaderCpu1 - loaderCpu0) / 1e6 / r.seconds,
+      // --storage postgres: the CPU of the PostgreSQL backends serving this server (same machine).
+      dbCpuMicros: dbMicros,
+      dbCpuPerRequestUs: dbMicros !== undefined && r.requests > 0 ? dbMicros / r.requests : undefined,
+      dbCpuUtilization: dbMicros === undefined ? undefined : dbMicros / 1e6 / r.seconds,
       // Cores busy with anything else (other processes, and kernel network work not charged to
       // either side) over the window: a noisy machine shows here.
       otherCpuUtilization:
         machine0 === undefined || machine1 === undefined
           ? undefined
-          : Math.max(0, (machine1.busy - machine0.busy - (cpu1 - cpu0) - (loaderCpu1 - loaderCpu0)) / 1e6 / wall),
+          : Math.max(0, (machine1.busy - machine0.busy - (cpu1 - cpu0) - (loaderCpu1 - loaderCpu0) - (dbMicros ?? 0)) / 1e6 / wall),
       peakRssBytes: peakRssBytes(state.pid),
       rssStartBytes: rssStart,
       rssEndBytes: rssBytes(state.pid),
@@ -575,7 +678,8 @@ function describe(run) {
   const status = run.valid ? '' : `  DISCARDED: ${run.reason}`;
   return (
     `${Math.round(run.rps).toLocaleString('en-US').padStart(7)} req/s  p50 ${run.latency.p50?.toFixed(2)} ms  p99 ${run.latency.p99?.toFixed(2)} ms  ` +
-    `${Math.round(run.cpuPerRequestUs ?? 0)} µs CPU/req  cores busy: server ${run.cpuUtilization.toFixed(2)}, load ${run.loaderCpuUtilization.toFixed(2)}, other ${run.otherCpuUtilization?.toFixed(2) ?? '?'}  ${Math.round(run.peakRssBytes / 2 ** 20)} MB peak${status}`
+    `${Math.round(run.cpuPerRequestUs ?? 0)} µs CPU/req${run.dbCpuPerRequestUs === undefined ? '' : ` (+${Math.round(run.dbCpuPerRequestUs)} db)`}  ` +
+    `cores busy: server ${run.cpuUtilization.toFixed(2)}, load ${run.loaderCpuUtilization.toFixed(2)}, ${run.dbCpuUtilization === undefined ? '' : `db ${run.dbCpuUtilization.toFixed(2)}, `}other ${run.otherCpuUtilization?.toFixed(2) ?? '?'}  ${Math.round(run.peakRssBytes / 2 ** 20)} MB peak${status}`
   );
 }
 
@@ -712,21 +816,41 @@ async function memoryRun(mode, state) {
   log(`  ${describe(run)}\n  RSS start ${m.startMB.toFixed(1)} MB, peak ${m.peakMB.toFixed(1)} MB, end ${m.endMB.toFixed(1)} MB, slope ${m.slopeMBPerMin.toFixed(2)} MB/min (second half ${m.slopeSecondHalfMBPerMin.toFixed(2)})`);
 }
 
-/** --growth: a database with N refresh tokens, built once, copied for every mode. */
+/**
+ * --growth: a database with N refresh tokens, built once. SQLite: a file, copied for every mode.
+ * PostgreSQL: a schema, shared by the modes one after the other (a later mode also sees the
+ * tokens the earlier one rotated: a few tens of thousands against N).
+ */
 async function buildGrownTemplate() {
-  log(`\n== growth: building a database with ${plan.growthRows.toLocaleString('en-US')} refresh tokens`);
-  const state = await startTarget('portcullis-1m', 'shared');
+  log(`\n== growth: building a ${STORAGE_LABEL} database with ${plan.growthRows.toLocaleString('en-US')} refresh tokens`);
+  const template = plan.storage === 'postgres' ? newSchema('grown') : undefined;
+  const state = await startTarget('portcullis-1m', 'shared', { template });
   try {
     await preparePortcullisState(state);
   } finally {
     await stopChild(state.entry);
   }
+  if (plan.storage === 'postgres') {
+    const result = await growPostgres(plan.pgUrl, template, plan.growthRows, log);
+    extra.growth = {
+      storage: 'postgres',
+      rows: plan.growthRows,
+      seconds: result.seconds,
+      insertSeconds: result.insertSeconds,
+      size: result.size,
+      checkpoint: result.checkpoint,
+      refreshTokens: result.refreshTokens,
+      ratios: [],
+    };
+    log(`  ${result.refreshTokens.toLocaleString('en-US')} refresh tokens in schema ${template} (${result.seconds.toFixed(0)} s)`);
+    return template;
+  }
   const result = growDatabase(state.dbFile, plan.growthRows, log);
-  const template = join(workDir, 'grown-template.db');
-  renameSync(state.dbFile, template);
-  extra.growth = { rows: plan.growthRows, seconds: result.seconds, refreshTokens: result.refreshTokens, ratios: [] };
+  const file = join(workDir, 'grown-template.db');
+  renameSync(state.dbFile, file);
+  extra.growth = { storage: 'sqlite', rows: plan.growthRows, seconds: result.seconds, refreshTokens: result.refreshTokens, ratios: [] };
   log(`  ${result.refreshTokens.toLocaleString('en-US')} refresh tokens in the database (${result.seconds.toFixed(0)} s)`);
-  return template;
+  return file;
 }
 
 /** --workers N: does `portcullis start` take --workers? */
@@ -937,6 +1061,61 @@ ${START_MARK}
 ${END_MARK}
 `;
 
+const GROWTH_WORKLOADS = ['refresh', 'introspect-jwt', 'introspect-opaque'];
+
+const GROWTH_INTRO = `## Storage scale (1,000,000 refresh tokens)
+
+Issue 6: with 1,000,000 refresh tokens stored, refresh and introspection latency within 1.5× of an
+almost empty database. \`--growth\` starts two Portcullis servers on the same backend side by side,
+one on an almost empty database (the 2,000 refresh tokens of the workload's pool) and one on a
+database holding 1,000,000 more, each with its grant, and measures both in the same rounds,
+interleaved. The rows are copies of a refresh token and its grant that the server wrote itself,
+with fresh ids (base64url SHA-256, as the server stores them) and creation times spread over ten
+days:
+
+- **SQLite** (\`--storage sqlite\`, the default): written with better-sqlite3 into a copy of the
+  server's file, one transaction per 100,000; each mode gets its own copy.
+- **PostgreSQL** (\`--storage postgres\`): every server gets a fresh schema
+  \`bench_<timestamp>_<target>_<mode>\` (\`--pg-url\`, default
+  \`postgres://postgres@127.0.0.1:5432/test\`), created by the server's migrations; the rows are
+  written server-side, \`INSERT … SELECT … FROM generate_series(…)\` in statements of 100,000,
+  then \`VACUUM (ANALYZE)\` and a \`CHECKPOINT\`. All schemas are dropped at the end of the run.
+  PostgreSQL itself is not pinned in pinned mode: its backends share the two cores with the
+  server and the load generator; their CPU is measured apart (*db*, found through
+  \`pg_stat_activity.application_name\`).
+
+*ratio* is the +1M figure divided by the almost-empty one (latency: above 1 is slower; req/s:
+below 1 is slower). Each backend's block is replaced by its next \`--growth\` run. What it measures
+is the cost of the bigger tables and indexes (deeper B-trees, bigger files) on lookups of live
+tokens; on these machines the whole database fits in the OS page cache, so a database larger than
+memory (cold reads from disk) is not measured.
+
+${GROWTH_START}
+${GROWTH_END}
+`;
+
+function writeGrowthDoc(storage, block) {
+  let text = existsSync(DOC) ? readFileSync(DOC, 'utf8') : DOC_INTRO;
+  if (!text.includes(GROWTH_START) || !text.includes(GROWTH_END)) text = `${text.trimEnd()}\n\n${GROWTH_INTRO}`;
+  const start = text.indexOf(GROWTH_START) + GROWTH_START.length;
+  const end = text.indexOf(GROWTH_END);
+  let inner = text.slice(start, end);
+  const subStart = `<!-- growth-${storage}:start -->`;
+  const subEnd = `<!-- growth-${storage}:end -->`;
+  const wrapped = `${subStart}\n${block}\n${subEnd}`;
+  if (inner.includes(subStart) && inner.includes(subEnd)) {
+    inner = `${inner.slice(0, inner.indexOf(subStart))}${wrapped}${inner.slice(inner.indexOf(subEnd) + subEnd.length)}`;
+  } else {
+    // SQLite first, then PostgreSQL.
+    const other = storage === 'sqlite' ? '<!-- growth-postgres:start -->' : undefined;
+    inner = other !== undefined && inner.includes(other)
+      ? `${inner.slice(0, inner.indexOf(other)).trimEnd()}\n${wrapped}\n\n${inner.slice(inner.indexOf(other))}`
+      : `${inner.trimEnd()}\n${wrapped}\n`;
+  }
+  text = `${text.slice(0, start)}\n${inner.trim()}\n${text.slice(end)}`;
+  writeFileSync(DOC, text);
+}
+
 function writeDoc(section) {
   let text = existsSync(DOC) ? readFileSync(DOC, 'utf8') : DOC_INTRO;
   if (!text.includes(START_MARK) || !text.includes(END_MARK)) text = `${text.trimEnd()}\n\n## Results\n\n${START_MARK}\n${END_MARK}\n`;
@@ -958,6 +1137,12 @@ async function main() {
   const missing = peers.filter((p) => p.version === 'not installed');
   if (missing.length > 0) throw new Error(`not installed in bench/: ${missing.map((p) => p.name).join(', ')} (run: cd bench && npm ci --no-audit --no-fund)`);
 
+  if (plan.storage === 'postgres') {
+    const server = await describeServer(plan.pgUrl);
+    extra.postgres = { url: redact(plan.pgUrl), prefix: pgPrefix, ...server };
+    log(`PostgreSQL ${server.version} at ${redact(plan.pgUrl)} (shared_buffers ${server.shared_buffers}, autovacuum ${server.autovacuum}); schemas ${pgPrefix}_*`);
+    if (await schemaExists(plan.pgUrl, schemaName(pgPrefix, 'grown'))) throw new Error(`schemas ${pgPrefix}_* exist already: wait a second and run again`);
+  }
   const templates = {};
   if (args.growth && selectedTargets.includes('portcullis-1m') && plan.workloads.some((w) => w.targets.includes('portcullis-1m'))) {
     templates['portcullis-1m'] = await buildGrownTemplate();
@@ -981,7 +1166,19 @@ async function main() {
         const empty = findRow(rows, mode, w.name, 'portcullis');
         const grown = findRow(rows, mode, w.name, 'portcullis-1m');
         if (empty === undefined || grown === undefined) continue;
-        extra.growth.ratios.push({ mode, workload: w.name, emptyRps: empty.rps, grownRps: grown.rps, slowdown: ratio(empty.rps, grown.rps) });
+        extra.growth.ratios.push({
+          mode,
+          workload: w.name,
+          emptyRps: empty.rps,
+          grownRps: grown.rps,
+          slowdown: ratio(empty.rps, grown.rps),
+          emptyP50: empty.p50,
+          grownP50: grown.p50,
+          emptyP99: empty.p99,
+          grownP99: grown.p99,
+          p50Ratio: ratio(grown.p50, empty.p50),
+          p99Ratio: ratio(grown.p99, empty.p99),
+        });
       }
     }
   }
@@ -993,7 +1190,17 @@ async function main() {
     peers,
     command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
     idleCheck,
+    storage: plan.storage,
   };
+  if (pgSchemas.size > 0) {
+    // Every server has stopped (each phase stops its own): the schemas go now.
+    const schemas = [...pgSchemas];
+    await pgMonitor?.end();
+    pgMonitor = undefined;
+    await dropSchemas(plan.pgUrl, schemas, pgPrefix);
+    pgSchemas.clear();
+    log(`dropped schemas ${schemas.join(', ')}`);
+  }
   const goals = evaluateGoals(rows, extra);
   const section = markdown({ meta, plan, rows, runs, extra: { ...extra, skipped: notes.skipped, verified: notes.verified }, goals });
 
@@ -1004,9 +1211,21 @@ async function main() {
 
   log(`\n${consoleTable(rows, plan)}\n`);
   log(section);
+  const growthSection = extra.growth !== undefined && extra.growth.ratios.length > 0 ? growthMarkdown({ meta, plan, rows, runs, extra }) : undefined;
+  if (growthSection !== undefined) log(`\n${growthSection}`);
   if (!args['no-docs']) {
-    writeDoc(section);
-    log(`\nsummary written to ${relative(process.cwd(), DOC)}`);
+    // The results section describes the SQLite matrix: a PostgreSQL run, or a run of --growth's
+    // workloads on Portcullis alone, leaves it as it is and writes only its storage-scale block.
+    const growthOnly =
+      args.growth && plan.workloads.every((w) => GROWTH_WORKLOADS.includes(w.name)) && selectedTargets.every((t) => TARGETS[t].kind === 'portcullis');
+    if (plan.storage === 'sqlite' && !growthOnly) {
+      writeDoc(section);
+      log(`\nsummary written to ${relative(process.cwd(), DOC)}`);
+    }
+    if (growthSection !== undefined) {
+      writeGrowthDoc(plan.storage, growthSection);
+      log(`storage-scale summary (${plan.storage}) written to ${relative(process.cwd(), DOC)}`);
+    }
   }
   log(`raw results: ${relative(process.cwd(), file)}`);
   log(`wall time: ${((Date.now() - started.getTime()) / 60000).toFixed(1)} min`);

@@ -7,7 +7,8 @@
  *  - authorization codes: many GET /authorize, driven by autocannon in this process.
  *  - refresh tokens: codes (scope api:read, no openid) redeemed at /token.
  * And --growth: 1,000,000 refresh tokens (each with its grant) written straight into the SQLite
- * file with better-sqlite3, cloned from rows the server wrote itself, so the shape is exact.
+ * file with better-sqlite3, cloned from rows the server wrote itself, so the shape is exact
+ * (PostgreSQL: bench/lib/postgres.mjs, server-side INSERT … SELECT).
  */
 import { copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -68,18 +69,25 @@ export function portcullisConfig(ids) {
   };
 }
 
-/** Files and environment of one Portcullis server (fresh database unless `template` is given). */
-export function preparePortcullis({ dir, name, ids, port, template }) {
+/**
+ * Files and environment of one Portcullis server. SQLite: a fresh database file, or a copy of
+ * `template`. PostgreSQL (`pg: { databaseUrl }`): the server's DATABASE_URL, its schema chosen by
+ * the caller (a fresh one, or the grown one).
+ */
+export function preparePortcullis({ dir, name, ids, port, template, pg }) {
   const configFile = join(dir, `${name}.config.json`);
-  const dbFile = join(dir, `${name}.db`);
   writeFileSync(configFile, JSON.stringify(portcullisConfig(ids), null, 2));
-  for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbFile}${suffix}`, { force: true });
-  if (template !== undefined) copyFileSync(template, dbFile);
+  let dbFile;
+  if (pg === undefined) {
+    dbFile = join(dir, `${name}.db`);
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbFile}${suffix}`, { force: true });
+    if (template !== undefined) copyFileSync(template, dbFile);
+  }
   const env = {
     ...baseEnv(),
     PORT: String(port),
     HOST: '127.0.0.1',
-    DATABASE_URL: `sqlite:${dbFile}`,
+    DATABASE_URL: pg === undefined ? `sqlite:${dbFile}` : pg.databaseUrl,
     PORTCULLIS_CONFIG: configFile,
     PORTCULLIS_KEY_SECRET: ids.keySecret,
     // warn: the per-request access log (info) is off, as it would be behind a proxy that logs.

@@ -200,6 +200,17 @@ export function cpuMicros(pid) {
   return (ticks * 1e6) / CLK_TCK;
 }
 
+/** utime + stime of one process (not its children), in microseconds; undefined when it is gone or unreadable. */
+export function ownCpuMicros(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
 function statusField(p, field) {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${p}/status`, 'utf8'));
