@@ -1,7 +1,7 @@
 import { OAuthError } from '../core/errors.js';
 import { DEVICE_CODE_GRANT_TYPE, SLOW_DOWN_STEP, claimVersion, deviceCodeId, readDeviceState, writeDeviceState } from '../device/state.js';
 import type { GrantContext, GrantHandler } from './grant.js';
-import { issueTokens, mayRefresh } from './issue.js';
+import { issueTokens, mayRefresh, resolveTokenResources } from './issue.js';
 
 const INVALID = 'The device code is invalid, expired or already used';
 const PENDING = 'The user has not yet approved or denied the request';
@@ -50,6 +50,9 @@ export const deviceCodeGrant: GrantHandler = {
     if (state.status === 'pending') throw new OAuthError('authorization_pending', PENDING);
     if (state.status === 'denied') throw new OAuthError('access_denied', DENIED);
 
+    // RFC 8707 targets are checked before the device code is spent (a refused resource consumes nothing).
+    const scope = record.scope === '' ? [] : record.scope.split(' ');
+    const resources = resolveTokenResources(ctx, scope);
     const consumed = await server.storage.consumeArtifact('device_code', id, now);
     if (consumed.status === 'already_consumed') throw await replayed(ctx, state.grant_id);
     if (consumed.status === 'not_found' || consumed.record.revoked_at !== undefined || state.grant_id === undefined) {
@@ -59,7 +62,6 @@ export const deviceCodeGrant: GrantHandler = {
     if (grant === undefined || grant.revoked_at !== undefined || grant.expires_at <= now || grant.user_id === undefined) {
       throw new OAuthError('invalid_grant', INVALID, { detail: 'grant revoked' });
     }
-    const scope = record.scope === '' ? [] : record.scope.split(' ');
     return issueTokens(ctx, {
       grantType: DEVICE_CODE_GRANT_TYPE,
       scope,
@@ -67,6 +69,7 @@ export const deviceCodeGrant: GrantHandler = {
       grant,
       refreshToken: mayRefresh(ctx, server.grantTypes()),
       idToken: { includeNonce: false },
+      resources,
     });
   },
   /**

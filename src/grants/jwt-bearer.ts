@@ -7,7 +7,7 @@ import type { JWTPayload } from 'jose';
 import { sha256 } from '../core/crypto.js';
 import { ConfigError, OAuthError } from '../core/errors.js';
 import type { GrantContext, GrantHandler } from './grant.js';
-import { issueTokens, mayRefresh } from './issue.js';
+import { issueTokens, mayRefresh, resolveTokenResources } from './issue.js';
 import { buildTrustedIssuers, unverifiedIssuer, verifyTrustedJwt, type TrustedIssuerOptions } from './trusted-issuers.js';
 
 export const JWT_BEARER_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -60,6 +60,8 @@ export function createJwtBearerGrant(options: JwtBearerOptions, ourIssuer: strin
       const assertion = params.assertion;
       if (assertion === undefined) throw new OAuthError('invalid_request', 'Missing parameter: assertion');
       const scope = server.scopes.resolve(params.scope, client);
+      // RFC 8707 targets are checked with the scope, before the assertion's jti is spent.
+      const resources = resolveTokenResources(ctx, scope);
       const refuse: (detail: string) => never = (detail) => {
         throw new OAuthError('invalid_grant', INVALID_ASSERTION, { detail: `jwt-bearer: ${detail}` });
       };
@@ -83,7 +85,7 @@ export function createJwtBearerGrant(options: JwtBearerOptions, ourIssuer: strin
       const user = typeof userId === 'string' && userId !== '' ? await server.storage.getUser(userId) : undefined;
       if (user === undefined) refuse(`subject ${JSON.stringify(claims.sub)} of ${issuer.issuer} is not mapped to a user`);
 
-      const grant = await server.tokens.createGrant({ client, grantType: JWT_BEARER_GRANT_TYPE, scope, userId: user.id, data: { assertion_iss: issuer.issuer } });
+      const grant = await server.tokens.createGrant({ client, grantType: JWT_BEARER_GRANT_TYPE, scope, userId: user.id, data: { assertion_iss: issuer.issuer, ...(resources.length > 0 ? { resources } : {}) } });
       server.logger.info({ event: 'jwt_bearer.accepted', client_id: client.client_id, iss: issuer.issuer, user_id: user.id }, 'JWT bearer assertion accepted');
       return issueTokens(ctx, {
         grantType: JWT_BEARER_GRANT_TYPE,
@@ -91,6 +93,7 @@ export function createJwtBearerGrant(options: JwtBearerOptions, ourIssuer: strin
         userId: user.id,
         grant,
         refreshToken: mayRefresh(ctx, server.grantTypes()),
+        resources,
       });
     },
   };

@@ -149,6 +149,18 @@ describe('device code polling', () => {
     }, storage);
   });
 
+  it('resource (RFC 8707) at the token request: a resource the client may not use is invalid_target and does not spend the device code; an allowed one is the aud', async () => {
+    await withHarness(async (h) => {
+      await h.portcullis.clients.upsert({ client_id: TV1.id, client_secret: TV1.secret, client_name: 'Living Room TV', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], scope: 'openid profile offline_access api:read', allowed_audiences: ['https://api.example.com/'] });
+      const a = await authorizeDevice(h, TV1, 'api:read');
+      await new Browser(h).decide(a.user_code, 'approve');
+      assertOAuthError(await poll(h, TV1, a.device_code, { resource: 'https://other.example.com/' }), 400, 'invalid_target');
+      h.clock.advance(a.interval);
+      const body = assertTokenResponse(await poll(h, TV1, a.device_code, { resource: 'https://api.example.com/' }));
+      assert.equal(jose.decodeJwt(String(body.access_token)).aud, 'https://api.example.com/');
+    });
+  });
+
   it('approved: tokens for the approving user, an ID token with openid, a refresh token per registration', async () => {
     await withHarness(async (h) => {
       const a = await authorizeDevice(h, TV1, 'openid profile api:read');

@@ -183,6 +183,20 @@ describe('JWT bearer grant: success', () => {
     }
   });
 
+  it('resource (RFC 8707): aud reflects an allowed resource; a resource the client may not use is invalid_target and spends no jti', async () => {
+    const h = await bearerHarness();
+    try {
+      await h.portcullis.clients.upsert({ client_id: 'rsc', client_secret: 'rsc-secret-0123456789', grant_types: [GT], scope: 'api:read', allowed_audiences: ['https://api.example.com/'] });
+      const creds: [string, string] = ['rsc', 'rsc-secret-0123456789'];
+      const assertion = await h.assertion();
+      assertOAuthError(await h.grant(assertion, creds, { resource: 'https://other.example.com/' }), 400, 'invalid_target');
+      const body = assertTokenResponse(await h.grant(assertion, creds, { resource: 'https://api.example.com/' }));
+      assert.equal(decodeJwt(body.access_token as string).aud, 'https://api.example.com/');
+    } finally {
+      await h.close();
+    }
+  });
+
   it('a scope outside the client\'s is invalid_scope', async () => {
     const h = await bearerHarness();
     try {
