@@ -1,13 +1,7 @@
-/** The JSON body of a successful token response (RFC 6749 §5.1), plus extension members. */
-export interface OAuth2TokenResponseBody {
-  access_token: string;
-  token_type: string;
-  expires_in?: number;
-  refresh_token?: string;
-  scope?: string;
-  id_token?: string;
-  [member: string]: unknown;
-}
+import type { TokenResponseBody } from '../grants/grant.js';
+
+/** The JSON body of a successful token response (RFC 6749 §5.1), plus extension members: the core's shape. */
+export type OAuth2TokenResponseBody = TokenResponseBody;
 
 /**
  * A token response a `generateToken` handler returns, built fluently. `token_type` defaults to

@@ -267,20 +267,8 @@ function consent(p: ConsentPageProps): HtmlString {
     title: `Authorize ${p.clientName}`,
     body: html`<h1>${p.clientName} wants to access your account</h1>
 <p class="who">Signed in as <strong>${p.userName}</strong></p>
-${
-  p.scopes.length > 0
-    ? html`<p id="scopes-heading">This will allow ${p.clientName} to:</p>
-<ul class="scopes" aria-labelledby="scopes-heading">
-${p.scopes.map((s) => html`<li>${s.description}<br><code>${s.name}</code></li>\n`)}</ul>`
-    : html`<p>${p.clientName} is not asking for any additional permissions.</p>`
-}
-<form method="post" action="${assertSafeAction(p.action)}">
-${csrfInput(p.csrfToken)}
-<div class="actions">
-<button type="submit" name="decision" value="approve">Allow</button>
-<button type="submit" name="decision" value="deny">Deny</button>
-</div>
-</form>`,
+${scopeList(p.clientName, p.scopes)}
+${decisionForm(p.action, p.csrfToken)}`,
   });
 }
 
@@ -402,22 +390,9 @@ function deviceConfirm(p: DeviceConfirmPageProps): HtmlString {
 <p class="who">Signed in as <strong>${p.userName}</strong></p>
 <p>Check that your device shows this code:</p>
 <p class="user-code">${p.userCode}</p>
-${
-  p.scopes.length > 0
-    ? html`<p id="scopes-heading">This will allow ${p.clientName} to:</p>
-<ul class="scopes" aria-labelledby="scopes-heading">
-${p.scopes.map((s) => html`<li>${s.description}<br><code>${s.name}</code></li>
-`)}</ul>`
-    : html`<p>${p.clientName} is not asking for any additional permissions.</p>`
-}
+${scopeList(p.clientName, p.scopes)}
 <p class="muted">Only allow this if you started it on a device you own. If someone else gave you this code, deny.</p>
-<form method="post" action="${assertSafeAction(p.action)}">
-${csrfInput(p.csrfToken)}
-<div class="actions">
-<button type="submit" name="decision" value="approve">Allow</button>
-<button type="submit" name="decision" value="deny">Deny</button>
-</div>
-</form>`,
+${decisionForm(p.action, p.csrfToken)}`,
   });
 }
 
@@ -436,6 +411,26 @@ function deviceDone(p: DeviceDonePageProps): HtmlString {
 }
 
 /** The built-in page renderers; override any of them to brand the hosted pages. */
+/** The requested scopes as the consent and device-confirmation pages list them. */
+function scopeList(clientName: string, scopes: readonly ConsentScope[]): HtmlString {
+  return scopes.length > 0
+    ? html`<p id="scopes-heading">This will allow ${clientName} to:</p>
+<ul class="scopes" aria-labelledby="scopes-heading">
+${scopes.map((s) => html`<li>${s.description}<br><code>${s.name}</code></li>\n`)}</ul>`
+    : html`<p>${clientName} is not asking for any additional permissions.</p>`;
+}
+
+/** The Allow / Deny form (`decision=approve|deny`) with its CSRF token. */
+function decisionForm(action: string, csrfToken: string): HtmlString {
+  return html`<form method="post" action="${assertSafeAction(action)}">
+${csrfInput(csrfToken)}
+<div class="actions">
+<button type="submit" name="decision" value="approve">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</div>
+</form>`;
+}
+
 export const defaultPages: PageRenderers = {
   login,
   consent,

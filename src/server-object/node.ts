@@ -15,6 +15,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { nodeToOAuthRequest } from '../adapters/node-http.js';
 import { bodyText } from '../core/form.js';
+import type { OAuthRequest as CoreRequest } from '../core/http.js';
 import { errorToWire, MAX_BODY_BYTES, OAuthRequest, OAuthResponse, toWire, type ResponseInterface, type WireResponse } from './http.js';
 
 export interface NodeRequestOptions {
@@ -26,7 +27,11 @@ export interface NodeRequestOptions {
 
 /** Read a node:http request (its body too, capped) into an {@link OAuthRequest}. */
 export async function requestFromNode(req: IncomingMessage, options: NodeRequestOptions = {}): Promise<OAuthRequest> {
-  const core = await nodeToOAuthRequest(req, { maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES, trustProxy: options.trustProxy === true });
+  return fromCoreRequest(await nodeToOAuthRequest(req, { maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES, trustProxy: options.trustProxy === true }));
+}
+
+/** The server object's request over a request already read into the core's shape (node:http and fetch). */
+export function fromCoreRequest(core: CoreRequest): OAuthRequest {
   const request = new OAuthRequest({
     headers: { ...core.headers },
     query: Object.fromEntries(new URLSearchParams(core.query)),

@@ -5,24 +5,12 @@
  * `responseFromVanilla`. Works with Hono, Bun, Deno, workers, Next.js route handlers…
  */
 import { fetchToOAuthRequest } from '../adapters/fetch.js';
-import { bodyText } from '../core/form.js';
 import { errorToWire, fromCoreResponse, MAX_BODY_BYTES, OAuthRequest, OAuthResponse, toWire, type ResponseInterface } from './http.js';
-import { parsedView } from './node.js';
+import { fromCoreRequest } from './node.js';
 
 /** Read a fetch `Request` (its body too, capped) into an {@link OAuthRequest}. */
 export async function requestFromVanilla(req: Request, options: { maxBodyBytes?: number; ip?: string } = {}): Promise<OAuthRequest> {
-  const core = await fetchToOAuthRequest(req, { maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES, ...(options.ip !== undefined ? { ip: options.ip } : {}) });
-  const request = new OAuthRequest({
-    headers: { ...core.headers },
-    query: Object.fromEntries(new URLSearchParams(core.query)),
-    body: parsedView(core.headers['content-type'], core.body === undefined ? '' : bodyText(core)),
-  });
-  return OAuthRequest.withCore(request, {
-    method: core.method,
-    query: core.query,
-    ...(core.body !== undefined ? { body: core.body } : {}),
-    ...(core.ip !== undefined ? { ip: core.ip } : {}),
-  });
+  return fromCoreRequest(await fetchToOAuthRequest(req, { maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES, ...(options.ip !== undefined ? { ip: options.ip } : {}) }));
 }
 
 /** A fetch `Response` of a server-object response, byte for byte. */
