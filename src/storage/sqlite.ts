@@ -7,6 +7,16 @@
  * - Migrations are applied at open, each once, in its own `BEGIN IMMEDIATE` transaction, and
  *   recorded in `schema_migrations`.
  * - Every statement is prepared once, in the constructor.
+ * - Group commit: writes are queued and run together when the event loop next turns
+ *   (`setImmediate`), in one `BEGIN IMMEDIATE … COMMIT` when there are several; each caller's
+ *   promise settles only after that commit (or with the error of its own statement, whose effects
+ *   SQLite undoes). A commit costs far more than an insert, so concurrent requests share one.
+ *   Reads run at once and see what is committed (or already written in this connection).
+ * - Checkpoints run in the background: for a database file, a worker thread with its own
+ *   connection copies the WAL into the database (`wal_checkpoint(PASSIVE)`) every
+ *   {@link CHECKPOINT_INTERVAL_MS} ms, so the request path never stops for one (or for the fsync
+ *   that goes with it); the request connection's own automatic checkpoint is off while it runs.
+ *   See docs/performance.md.
  * - Structured fields (arrays, objects) are JSON text; ids, times and the columns used in
  *   queries are real columns. Optional fields come back absent (never `null`).
  * - Driver errors that mean "the store cannot be reached" (`SQLITE_BUSY*`, `SQLITE_LOCKED*`,
@@ -27,6 +37,7 @@
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { StorageUnavailableError } from '../core/errors.js';
 import type {
   ArtifactKind,
@@ -59,6 +70,8 @@ export interface SqliteTransaction<A extends unknown[], R> {
  */
 export interface SqliteDatabase {
   readonly open: boolean;
+  /** Whether a transaction is open on the connection (SQLite may roll one back by itself on some errors). */
+  readonly inTransaction: boolean;
   prepare(source: string): SqliteStatement;
   exec(source: string): unknown;
   pragma(source: string, options?: { simple?: boolean }): unknown;
@@ -508,6 +521,13 @@ export class SqliteStorage implements Storage {
   readonly #s: Statements;
   readonly #revokeGrant: SqliteTransaction<[string, number], boolean>;
   readonly #sweep: SqliteTransaction<[number, number], number>;
+  readonly #begin: SqliteStatement;
+  readonly #commit: SqliteStatement;
+  readonly #rollback: SqliteStatement;
+  /** Writes waiting for the next flush (group commit). */
+  #queue: QueuedWrite[] = [];
+  readonly #flushQueue = (): void => this.#flush();
+  #checkpointer: Worker | undefined;
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
@@ -519,6 +539,9 @@ export class SqliteStorage implements Storage {
       migrate(db);
       const s = prepareStatements(db);
       this.#s = s;
+      this.#begin = db.prepare('BEGIN IMMEDIATE');
+      this.#commit = db.prepare('COMMIT');
+      this.#rollback = db.prepare('ROLLBACK');
       this.#revokeGrant = db.transaction((grantId: string, now: number): boolean => {
         const changed = s.revokeGrant.run(now, grantId).changes > 0;
         s.revokeGrantArtifacts.run(now, grantId);
@@ -538,6 +561,75 @@ export class SqliteStorage implements Storage {
     }
   }
 
+  /**
+   * Queue a write for the next flush; the promise settles once it is committed (see the module
+   * comment). `op` runs inside the batch's transaction: a multi-statement op must be a
+   * `db.transaction` (a savepoint there), so that its failure undoes all of it.
+   */
+  #write<T>(op: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ op, resolve: resolve as (value: unknown) => void, reject });
+      if (this.#queue.length === 1) setImmediate(this.#flushQueue);
+      else if (this.#queue.length >= MAX_BATCH) this.#flush();
+    });
+  }
+
+  /** Run the queued writes: alone in autocommit, or several in one transaction. */
+  #flush(): void {
+    const batch = this.#queue;
+    if (batch.length === 0) return;
+    this.#queue = [];
+    if (batch.length === 1) {
+      const only = batch[0]!;
+      try {
+        only.resolve(only.op());
+      } catch (err) {
+        only.reject(mapError(err));
+      }
+      return;
+    }
+    try {
+      this.#begin.run();
+    } catch (err) {
+      const failure = mapError(err);
+      for (const w of batch) w.reject(failure);
+      return;
+    }
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    for (const w of batch) {
+      try {
+        outcomes.push({ ok: true, value: w.op() });
+      } catch (err) {
+        if (!this.#db.inTransaction) {
+          // SQLite rolled the whole transaction back (I/O error, full disk…): nothing was written.
+          const failure = mapError(err);
+          for (const x of batch) x.reject(failure);
+          return;
+        }
+        outcomes.push({ ok: false, error: err });
+      }
+    }
+    try {
+      this.#commit.run();
+    } catch (err) {
+      if (this.#db.inTransaction) {
+        try {
+          this.#rollback.run();
+        } catch {
+          // the connection is gone; the transaction went with it
+        }
+      }
+      const failure = mapError(err);
+      for (const w of batch) w.reject(failure);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) batch[i]!.resolve(outcome.value);
+      else batch[i]!.reject(mapError(outcome.error));
+    }
+  }
+
   // clients
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
@@ -549,20 +641,16 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  async upsertClient(c: ClientRecord): Promise<void> {
-    try {
+  upsertClient(c: ClientRecord): Promise<void> {
+    return this.#write(() => {
       this.#s.upsertClient.run(c.client_id, JSON.stringify(c), c.created_at, c.updated_at);
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
-  async deleteClient(clientId: string): Promise<boolean> {
-    try {
+  deleteClient(clientId: string): Promise<boolean> {
+    return this.#write(() => {
       return this.#s.deleteClient.run(clientId).changes > 0;
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
   async listClients(): Promise<ClientRecord[]> {
@@ -593,8 +681,8 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  async upsertUser(u: UserRecord): Promise<void> {
-    try {
+  upsertUser(u: UserRecord): Promise<void> {
+    return this.#write(() => {
       this.#s.upsertUser.run(
         u.id,
         u.username,
@@ -603,17 +691,13 @@ export class SqliteStorage implements Storage {
         u.created_at,
         u.updated_at,
       );
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
-  async deleteUser(id: string): Promise<boolean> {
-    try {
+  deleteUser(id: string): Promise<boolean> {
+    return this.#write(() => {
       return this.#s.deleteUser.run(id).changes > 0;
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
   async listUsers(): Promise<UserRecord[]> {
@@ -626,8 +710,8 @@ export class SqliteStorage implements Storage {
 
   // grants
 
-  async createGrant(g: GrantRecord): Promise<void> {
-    try {
+  createGrant(g: GrantRecord): Promise<void> {
+    return this.#write(() => {
       this.#s.createGrant.run(
         g.id,
         g.client_id,
@@ -640,9 +724,7 @@ export class SqliteStorage implements Storage {
         opt(g.auth_time),
         json(g.data),
       );
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
   async getGrant(id: string): Promise<GrantRecord | undefined> {
@@ -654,18 +736,16 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  async revokeGrant(grantId: string, now: number): Promise<boolean> {
-    try {
+  revokeGrant(grantId: string, now: number): Promise<boolean> {
+    return this.#write(() => {
       return this.#revokeGrant.immediate(grantId, now);
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
   // artifacts
 
-  async saveArtifact(a: ArtifactRecord): Promise<void> {
-    try {
+  saveArtifact(a: ArtifactRecord): Promise<void> {
+    return this.#write(() => {
       this.#s.saveArtifact.run(
         a.kind,
         a.id,
@@ -679,9 +759,7 @@ export class SqliteStorage implements Storage {
         opt(a.revoked_at),
         json(a.data),
       );
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
   async findArtifact(kind: ArtifactKind, id: string, now: number): Promise<ArtifactRecord | undefined> {
@@ -693,43 +771,35 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  async consumeArtifact(kind: ArtifactKind, id: string, now: number): Promise<ConsumeResult> {
-    try {
+  consumeArtifact(kind: ArtifactKind, id: string, now: number): Promise<ConsumeResult> {
+    return this.#write(() => {
       const consumed = this.#s.consumeArtifact.get(now, kind, id, now) as ArtifactRow | undefined;
       if (consumed !== undefined) return { status: 'consumed', record: toArtifact(consumed) };
       // Not updated: either unknown/expired, or consumed before (by us or another connection).
       const row = this.#s.findArtifact.get(kind, id, now) as ArtifactRow | undefined;
       if (row === undefined || row.consumed_at === null) return { status: 'not_found' };
       return { status: 'already_consumed', record: toArtifact(row) };
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
-  async revokeArtifact(kind: ArtifactKind, id: string, now: number): Promise<boolean> {
-    try {
+  revokeArtifact(kind: ArtifactKind, id: string, now: number): Promise<boolean> {
+    return this.#write(() => {
       return this.#s.revokeArtifact.run(now, kind, id).changes > 0;
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
-  async updateArtifactData(kind: ArtifactKind, id: string, data: Record<string, unknown>): Promise<boolean> {
-    try {
+  updateArtifactData(kind: ArtifactKind, id: string, data: Record<string, unknown>): Promise<boolean> {
+    return this.#write(() => {
       return this.#s.updateArtifactData.run(JSON.stringify(data), kind, id).changes > 0;
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
   // replay protection
 
-  async recordOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
-    try {
+  recordOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
+    return this.#write(() => {
       return this.#s.recordOnce.run(key, expiresAt, now).changes > 0;
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
   async hasRecord(key: string, now: number): Promise<boolean> {
@@ -746,21 +816,17 @@ export class SqliteStorage implements Storage {
     if (!Number.isInteger(windowSeconds) || windowSeconds <= 0) {
       throw new RangeError('windowSeconds must be a positive integer');
     }
-    try {
+    return this.#write(() => {
       const resetAt = now - (now % windowSeconds) + windowSeconds;
       const row = this.#s.hitRateLimit.get(key, resetAt, now, now) as RateLimitResult;
       return { count: row.count, reset_at: row.reset_at };
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
-  async resetRateLimit(key: string): Promise<void> {
-    try {
+  resetRateLimit(key: string): Promise<void> {
+    return this.#write(() => {
       this.#s.resetRateLimit.run(key);
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
   // signing keys
@@ -773,8 +839,8 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  async saveKey(k: KeyRecord): Promise<void> {
-    try {
+  saveKey(k: KeyRecord): Promise<void> {
+    return this.#write(() => {
       this.#s.saveKey.run(
         k.kid,
         k.alg,
@@ -785,16 +851,14 @@ export class SqliteStorage implements Storage {
         opt(k.deactivated_at),
         opt(k.expires_at),
       );
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
-  async updateKey(
+  updateKey(
     kid: string,
     fields: Partial<Pick<KeyRecord, 'deactivated_at' | 'expires_at' | 'activates_at'>>,
   ): Promise<boolean> {
-    try {
+    return this.#write(() => {
       return (
         this.#s.updateKey.run(
           opt(fields.activates_at),
@@ -803,17 +867,13 @@ export class SqliteStorage implements Storage {
           kid,
         ).changes > 0
       );
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
-  async deleteKey(kid: string): Promise<boolean> {
-    try {
+  deleteKey(kid: string): Promise<boolean> {
+    return this.#write(() => {
       return this.#s.deleteKey.run(kid).changes > 0;
-    } catch (err) {
-      throw mapError(err);
-    }
+    });
   }
 
   // maintenance
@@ -821,11 +881,7 @@ export class SqliteStorage implements Storage {
   async sweepExpired(now: number, limit: number = DEFAULT_SWEEP_LIMIT): Promise<number> {
     const max = clampLimit(limit);
     if (max === 0) return 0;
-    try {
-      return this.#sweep.immediate(now, max);
-    } catch (err) {
-      throw mapError(err);
-    }
+    return this.#write(() => this.#sweep.immediate(now, max));
   }
 
   async ping(): Promise<void> {
@@ -836,10 +892,77 @@ export class SqliteStorage implements Storage {
     }
   }
 
+  /**
+   * Move WAL checkpoints off the request path: a worker thread, with its own connection to
+   * `filename`, checkpoints in the background; this connection's automatic checkpoint is turned off
+   * while the worker runs (and back on if it stops). @internal (called by createSqliteStorage)
+   */
+  startBackgroundCheckpoints(filename: string, driverPath: string): void {
+    if (this.#checkpointer !== undefined) return;
+    const worker = new Worker(CHECKPOINT_WORKER, {
+      eval: true,
+      workerData: { filename, driverPath, intervalMs: CHECKPOINT_INTERVAL_MS },
+      // The worker keeps no event loop of its own alive beyond its timer; never hold the process.
+      stdout: false,
+      stderr: false,
+    });
+    worker.unref();
+    this.#checkpointer = worker;
+    this.#db.pragma('wal_autocheckpoint = 0');
+    const restore = (): void => {
+      if (this.#checkpointer !== worker) return;
+      this.#checkpointer = undefined;
+      if (this.#db.open) this.#db.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT}`);
+    };
+    worker.on('error', restore);
+    worker.on('exit', restore);
+  }
+
   async close(): Promise<void> {
+    const checkpointer = this.#checkpointer;
+    this.#checkpointer = undefined;
+    if (checkpointer !== undefined) await checkpointer.terminate();
+    // Writes still queued are run (and committed) first.
+    if (this.#db.open) this.#flush();
+    else for (const w of this.#queue.splice(0)) w.reject(mapError(new TypeError('The database connection is not open')));
     if (this.#db.open) this.#db.close();
   }
 }
+
+/** A write waiting for the next flush. */
+interface QueuedWrite {
+  op: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (reason: unknown) => void;
+}
+
+/** Writes per transaction at most; a fuller queue is flushed at once. */
+const MAX_BATCH = 256;
+
+/** How often the background checkpointer copies the WAL into the database file. */
+export const CHECKPOINT_INTERVAL_MS = 200;
+/** SQLite's default `wal_autocheckpoint` (pages), restored if the background checkpointer stops. */
+const DEFAULT_AUTOCHECKPOINT = 1000;
+
+/**
+ * The background checkpointer (a worker thread, CommonJS, evaluated from this string): its own
+ * connection, `wal_checkpoint(PASSIVE)` on a timer. PASSIVE never waits for readers or writers; a
+ * checkpoint that finds the database busy (another process checkpointing) simply tries again next
+ * time. A connection that cannot be opened ends the worker, which turns automatic checkpoints
+ * back on in the request connection.
+ */
+const CHECKPOINT_WORKER = `
+const { workerData } = require('node:worker_threads');
+const Database = require(workerData.driverPath);
+const db = new Database(workerData.filename, { fileMustExist: true });
+db.pragma('busy_timeout = 0');
+const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+setInterval(() => {
+  try { checkpoint.get(); } catch (err) {
+    if (!/^SQLITE_(BUSY|LOCKED)/.test(String(err && err.code))) throw err;
+  }
+}, workerData.intervalMs);
+`;
 
 type DatabaseConstructor = new (filename: string) => SqliteDatabase;
 
@@ -882,10 +1005,15 @@ export function createSqliteStorage(options: SqliteStorageOptions): SqliteStorag
   } catch (err) {
     throw mapError(err);
   }
+  let storage: SqliteStorage;
   try {
-    return new SqliteStorage(db);
+    storage = new SqliteStorage(db);
   } catch (err) {
     db.close();
     throw err;
   }
+  if (filename !== ':memory:' && filename !== '' && !filename.startsWith('file:')) {
+    storage.startBackgroundCheckpoints(resolve(filename), createRequire(import.meta.url).resolve('better-sqlite3'));
+  }
+  return storage;
 }

@@ -358,3 +358,164 @@ describe('SqliteStorage', () => {
     }
   });
 });
+
+describe('SqliteStorage group commit', () => {
+  /** Frames in the WAL file, read through a second connection (each commit appends at least one). */
+  function walFrames(path: string): number {
+    const raw = new Database(path);
+    try {
+      const [row] = raw.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>;
+      return row!.log;
+    } finally {
+      raw.close();
+    }
+  }
+
+  it('commits concurrent writes together, and each promise settles only once they are committed', async () => {
+    const path = tempDbPathWithDir();
+    const storage = createSqliteStorage({ filename: path });
+    const other = new Database(path, { readonly: true });
+    try {
+      const writes = Array.from({ length: 20 }, (_, i) => storage.saveArtifact(code(`batch-${i}`)));
+      // Nothing is written before the event loop turns: a second connection sees none of them yet.
+      assert.equal((other.prepare("SELECT count(*) AS n FROM artifacts WHERE id LIKE 'batch-%'").get() as { n: number }).n, 0);
+      await Promise.all(writes);
+      assert.equal((other.prepare("SELECT count(*) AS n FROM artifacts WHERE id LIKE 'batch-%'").get() as { n: number }).n, 20);
+    } finally {
+      other.close();
+      await storage.close();
+    }
+  });
+
+  it('uses one transaction for a burst of writes, not one per write', async () => {
+    const path = tempDbPathWithDir();
+    const storage = createSqliteStorage({ filename: path });
+    try {
+      // One write alone, to learn what a commit costs in WAL frames on this page size.
+      await storage.saveArtifact(code('alone'));
+      const raw = new Database(path);
+      raw.pragma('wal_checkpoint(TRUNCATE)');
+      raw.close();
+      await storage.saveArtifact(code('alone-2'));
+      const perCommit = walFrames(path);
+      assert.ok(perCommit >= 1);
+      const truncate = new Database(path);
+      truncate.pragma('wal_checkpoint(TRUNCATE)');
+      truncate.close();
+      await Promise.all(Array.from({ length: 50 }, (_, i) => storage.saveArtifact(code(`burst-${i}`))));
+      const frames = walFrames(path);
+      // 50 commits would append at least 50 × perCommit frames; one transaction appends a few pages.
+      assert.ok(frames < 10 * perCommit, `${frames} WAL frames for 50 writes (${perCommit} per commit)`);
+      for (let i = 0; i < 50; i++) assert.equal((await storage.findArtifact('authorization_code', `burst-${i}`, T))?.id, `burst-${i}`);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('rejects only the write that fails; the others in the batch are committed', async () => {
+    const path = tempDbPathWithDir();
+    const storage = createSqliteStorage({ filename: path });
+    try {
+      await storage.saveArtifact(code('taken'));
+      const results = await Promise.allSettled([
+        storage.saveArtifact(code('fresh-1')),
+        storage.saveArtifact(code('taken')), // duplicate id: the constraint fails
+        storage.saveArtifact(code('fresh-2')),
+      ]);
+      assert.equal(results[0].status, 'fulfilled');
+      assert.equal(results[1].status, 'rejected');
+      assert.ok(!((results[1] as PromiseRejectedResult).reason instanceof StorageUnavailableError), 'a constraint failure is not an outage');
+      assert.equal(results[2].status, 'fulfilled');
+      const reopened = createSqliteStorage({ filename: path });
+      try {
+        assert.equal((await reopened.findArtifact('authorization_code', 'fresh-1', T))?.id, 'fresh-1');
+        assert.equal((await reopened.findArtifact('authorization_code', 'fresh-2', T))?.id, 'fresh-2');
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('consumes an artifact once when two consumes share a batch', async () => {
+    const storage = createSqliteStorage({ filename: tempDbPath() });
+    try {
+      await storage.saveArtifact(code('once'));
+      const results = await Promise.all(Array.from({ length: 5 }, () => storage.consumeArtifact('authorization_code', 'once', T + 1)));
+      assert.deepEqual(
+        results.map((r) => r.status).sort(),
+        ['already_consumed', 'already_consumed', 'already_consumed', 'already_consumed', 'consumed'],
+      );
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('rejects every write of a batch with StorageUnavailableError when the database is locked, then recovers', async () => {
+    const path = tempDbPathWithDir();
+    const db = new Database(path);
+    const storage = createSqliteStorage({ database: db });
+    db.pragma('busy_timeout = 20');
+    const blocker = new Database(path);
+    try {
+      blocker.exec('BEGIN IMMEDIATE');
+      const results = await Promise.allSettled([storage.saveArtifact(code('l1')), storage.saveArtifact(code('l2')), storage.revokeGrant('g', T)]);
+      for (const r of results) {
+        assert.equal(r.status, 'rejected');
+        assert.ok((r as PromiseRejectedResult).reason instanceof StorageUnavailableError);
+      }
+      blocker.exec('ROLLBACK');
+      await Promise.all([storage.saveArtifact(code('l1')), storage.saveArtifact(code('l2'))]);
+      assert.equal((await storage.findArtifact('authorization_code', 'l2', T))?.id, 'l2');
+    } finally {
+      blocker.close();
+      await storage.close();
+    }
+  });
+
+  it('runs the writes still queued when it is closed', async () => {
+    const path = tempDbPathWithDir();
+    const storage = createSqliteStorage({ filename: path });
+    const pending = [storage.saveArtifact(code('late-1')), storage.saveArtifact(code('late-2'))];
+    await storage.close();
+    await Promise.all(pending);
+    const reopened = createSqliteStorage({ filename: path });
+    try {
+      assert.equal((await reopened.findArtifact('authorization_code', 'late-2', T))?.id, 'late-2');
+    } finally {
+      await reopened.close();
+    }
+  });
+});
+
+describe('SqliteStorage background checkpoints', () => {
+  it('checkpoints the WAL from a worker thread while the request connection never does', async () => {
+    const path = tempDbPathWithDir();
+    const storage = createSqliteStorage({ filename: path });
+    try {
+      for (let round = 0; round < 5; round++) {
+        await Promise.all(Array.from({ length: 200 }, (_, i) => storage.saveArtifact(code(`wal-${round}-${i}`, { data: { pad: 'x'.repeat(500) } }))));
+      }
+      // Within a few intervals the worker has copied every frame into the database file.
+      const deadline = Date.now() + 5000;
+      let state: { log: number; checkpointed: number } | undefined;
+      for (;;) {
+        const raw = new Database(path);
+        try {
+          // busy_timeout 0 and a plain read: this connection must not checkpoint by itself.
+          state = (raw.pragma('wal_checkpoint(NOOP)') as Array<{ log: number; checkpointed: number }>)[0];
+        } catch {
+          state = undefined;
+        } finally {
+          raw.close();
+        }
+        if ((state !== undefined && state.log > 0 && state.checkpointed === state.log) || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(state !== undefined && state.log > 0 && state.checkpointed === state.log, `WAL not checkpointed: ${JSON.stringify(state)}`);
+    } finally {
+      await storage.close();
+    }
+  });
+});
