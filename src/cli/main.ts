@@ -3,7 +3,7 @@
  * The `portcullis` command line: run the server, and manage its clients, users and signing keys
  * in the same storage (DATABASE_URL) without starting the HTTP server.
  *
- *   portcullis [start] [--port N] [--host H] [--config FILE]
+ *   portcullis [start] [--port N] [--host H] [--config FILE] [--workers N|auto]
  *   portcullis clients add|list|remove …
  *   portcullis users add|list|remove …
  *   portcullis keys list|rotate …
@@ -19,6 +19,7 @@ import type { Logger } from '../core/logger.js';
 import type { KeyInfo } from '../keys/key-manager.js';
 import type { Portcullis } from '../portcullis-types.js';
 import type { ClientRecord, UserRecord } from '../storage/contract.js';
+import { inMemoryStorageProblem, parseWorkerCount, runCluster } from '../server/cluster.js';
 import { loadConfig, type ResolvedConfig } from '../server/config.js';
 import { createServerLogger, parseLogLevel } from '../server/logger.js';
 import { openPortcullis } from '../server/runtime.js';
@@ -111,7 +112,8 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .option('-p, --port <port>', 'port to listen on (default: $PORT, else 3000; 0 picks a free port)')
     .option('-H, --host <host>', 'address to listen on (default: $HOST, else 127.0.0.1)')
     .option('-c, --config <file>', 'config file')
-    .action(async (opts: { port?: string; host?: string; config?: string }, cmd: Command) => {
+    .option('--workers <n>', 'worker processes sharing the port, 1 to 64, or auto (one per CPU) (default: $PORTCULLIS_WORKERS, else one process, no workers)')
+    .action(async (opts: { port?: string; host?: string; config?: string; workers?: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions & typeof opts>();
       const env = environment(io, global);
       if (opts.port !== undefined) {
@@ -119,8 +121,15 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
         env.PORT = opts.port;
       }
       if (opts.host !== undefined) env.HOST = opts.host;
+      const workers = workerCount(opts.workers, env);
       const config = loadConfig(env, io.cwd);
       const logger = createServerLogger({ level: config.logLevel });
+      if (workers !== undefined) {
+        const problem = inMemoryStorageProblem(config.database);
+        if (problem !== undefined) throw new CliError(`${workers.source}: ${problem}`);
+        setExitCode(await runCluster(config, { workers: workers.count, logger, write: io.out }));
+        return;
+      }
       const running = await startServer(config, { logger, printBanner: true, write: io.out });
       setExitCode(await runUntilSignal(running, logger));
     });
@@ -362,6 +371,16 @@ async function withPortcullis(io: CliIo, cmd: Command, fn: (portcullis: Portcull
   } finally {
     await portcullis.close();
   }
+}
+
+/** `--workers`, else PORTCULLIS_WORKERS; undefined: no cluster. */
+function workerCount(flag: string | undefined, env: NodeJS.ProcessEnv): { count: number; source: string } | undefined {
+  const fromEnv = env.PORTCULLIS_WORKERS?.trim();
+  const [source, value] = flag !== undefined ? ['--workers', flag] : ['PORTCULLIS_WORKERS', fromEnv === '' ? undefined : fromEnv];
+  if (value === undefined) return undefined;
+  const parsed = parseWorkerCount(value);
+  if (!parsed.ok) throw new CliError(`${source}: ${parsed.problem}`);
+  return { count: parsed.count, source };
 }
 
 function environment(io: CliIo, global: GlobalOptions): NodeJS.ProcessEnv {

@@ -45,6 +45,8 @@ export interface StartOptions {
   sweepIntervalSeconds?: number;
   /** Milliseconds to wait for in-flight requests at shutdown before closing their connections. Default 10,000. */
   drainTimeoutMs?: number;
+  /** The demo sign-in flow to answer `/demo/callback` with (a cluster worker gets worker 1's). Default: a new one. */
+  demoFlow?: DemoFlow;
 }
 
 export interface RunningServer {
@@ -123,7 +125,7 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
   let demoUserExists = false;
   let warnings: string[];
   // Kept in memory only: the banner prints it, the demo callback page shows the verifier.
-  const flow = createDemoFlow(portcullis);
+  const flow = options.demoFlow ?? createDemoFlow(portcullis);
   try {
     generatedSecrets = await applyConfig(portcullis, config);
     if (config.configFile === undefined && (await portcullis.clients.list()).length === 0) {
