@@ -95,11 +95,12 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
   let listener: RequestListener = notReady;
   let closing = false;
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    // During a shutdown no connection is kept alive: each closes once its response is written.
-    if (closing) res.setHeader('connection', 'close');
-    res.once('finish', () => {
-      if (closing) setImmediate(() => server.closeIdleConnections());
-    });
+    // During a shutdown no connection is kept alive: each closes once its response is written
+    // (connections whose response was under way when the shutdown began: see closeServer).
+    if (closing) {
+      res.setHeader('connection', 'close');
+      res.once('finish', () => setImmediate(() => server.closeIdleConnections()));
+    }
     listener(req, res);
   });
 
@@ -149,16 +150,15 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
     throw err;
   }
 
-  listener = withAccessLog(
-    withDemoPages(
-      toNodeListener(portcullis, {
-        trustProxy: config.trustProxy,
-        onError: (err) => logger.error({ err }, 'request failed in the node adapter'),
-      }),
-      { portcullis, flow, logger },
-    ),
-    logger,
+  const pages = withDemoPages(
+    toNodeListener(portcullis, {
+      trustProxy: config.trustProxy,
+      onError: (err) => logger.error({ err }, 'request failed in the node adapter'),
+    }),
+    { portcullis, flow, logger },
   );
+  // The access log costs a timer and a listener per request: none when its level is off (LOG_LEVEL=warn…).
+  listener = ACCESS_LOG_LEVELS.has(config.logLevel) ? withAccessLog(pages, logger) : pages;
 
   // Sweep expired rows in the background; never two sweeps at once.
   let sweeping = false;
@@ -255,6 +255,9 @@ function notReady(_req: IncomingMessage, res: ServerResponse): void {
   res.end(body);
 }
 
+/** Levels at which the access log writes anything (`info` lines; the probes at `debug`). */
+const ACCESS_LOG_LEVELS: ReadonlySet<string> = new Set(['trace', 'debug', 'info']);
+
 /** One log line per request: method, path (never the query), status, duration. Probes log at debug. */
 function withAccessLog(inner: RequestListener, logger: Logger): RequestListener {
   return (req, res) => {
@@ -296,18 +299,28 @@ function listen(server: Server, port: number, host: string): Promise<number> {
   });
 }
 
-/** Stop accepting, close idle keep-alive connections, wait for the rest (at most `drainTimeoutMs`). */
+/**
+ * Stop accepting, close idle keep-alive connections, wait for the rest (at most `drainTimeoutMs`).
+ * A connection whose response was under way when this began becomes idle once it is written: it is
+ * closed at the next sweep ({@link IDLE_SWEEP_MS}).
+ */
 function closeServer(server: Server, drainTimeoutMs = 10_000): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => server.closeAllConnections(), drainTimeoutMs);
     timer.unref();
+    const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
+    sweep.unref();
     server.close(() => {
       clearTimeout(timer);
+      clearInterval(sweep);
       resolve();
     });
     server.closeIdleConnections();
   });
 }
+
+/** How often a shutting-down server closes the connections that have become idle. */
+const IDLE_SWEEP_MS = 25;
 
 async function collectWarnings(config: ResolvedConfig, portcullis: Portcullis): Promise<string[]> {
   const warnings: string[] = [];
