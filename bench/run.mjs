@@ -62,6 +62,8 @@ import { consoleTable, evaluateGoals, findRow, growthMarkdown, markdown, median,
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH_DIR);
+/** The package's bin (package.json "bin"), built before the run. */
+const PORTCULLIS_BIN = join(ROOT, 'dist', 'cli', 'main.js');
 const DOC = join(ROOT, 'docs', 'performance.md');
 const START_MARK = '<!-- bench:start -->';
 const END_MARK = '<!-- bench:end -->';
@@ -275,6 +277,12 @@ const deadline = setTimeout(() => {
 }, maxMinutes * 60_000);
 deadline.unref();
 
+// Portcullis runs as its package installs it: the `portcullis` bin, compiled (dist/), not through tsx.
+if (plan.workloads.some((w) => w.targets.includes('portcullis')) || args.memory || args.growth || plan.workers !== undefined) {
+  log('building Portcullis (npm run build) …');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
+}
+
 const ids = createIdentities();
 const workDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
 process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
@@ -332,7 +340,7 @@ async function startTarget(name, mode, { template, extraArgs = [] } = {}) {
       state.pg = pg;
     }
     const prepared = preparePortcullis({ dir: workDir, name: `${name}-${mode}`, ids, port, template: pg === undefined ? template : undefined, pg });
-    entry = spawnChild(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start', ...extraArgs], { env: prepared.env, cwd: ROOT, pin, name });
+    entry = spawnChild(process.execPath, [PORTCULLIS_BIN, 'start', ...extraArgs], { env: prepared.env, cwd: ROOT, pin, name });
     state.dbFile = prepared.dbFile;
   } else {
     const env = { ...baseEnv(), ...(spec.env ?? {}), PORT: String(port), HOST: '127.0.0.1', BENCH_CLIENTS: JSON.stringify(ids) };
@@ -856,7 +864,7 @@ async function buildGrownTemplate() {
 /** --workers N: does `portcullis start` take --workers? */
 function workersSupported() {
   try {
-    const help = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start', '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: baseEnv() });
+    const help = execFileSync(process.execPath, [PORTCULLIS_BIN, 'start', '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: baseEnv() });
     return /--workers\b/.test(help);
   } catch {
     return false;
@@ -1015,7 +1023,8 @@ Options: \`--duration S\`, \`--warmup S\`, \`--rounds N\`, \`--mode shared|pinne
 
 ### Targets
 
-- **Portcullis**: the ready-to-run server, \`node --import tsx src/cli/main.ts start\`, SQLite
+- **Portcullis**: the ready-to-run server as the package installs it (its \`portcullis\` bin,
+  \`node dist/cli/main.js start\`, compiled by \`npm run build\` at the start of the run), SQLite
   (\`DATABASE_URL=sqlite:<tmp>/….db\`, a fresh file per mode), \`PORTCULLIS_KEY_SECRET\` set,
   \`NODE_ENV=production\`, and \`LOG_LEVEL=warn\`: the per-request access log (info) is **off** in the
   bench, as it would be behind a proxy that logs. Clients come from a \`PORTCULLIS_CONFIG\` file
