@@ -281,8 +281,17 @@ export function runStorageConformance(
         (input.extra as { nested: { n: number } }).nested.n = 42;
         const out = await s.getClient('c');
         assert.ok(out);
-        out.redirect_uris.push('https://evil.example/cb');
-        out.jwks?.keys.push({ kty: 'oct' });
+        // A backend may hand out a private copy, or a deeply frozen shared record (a cache): then
+        // the mutation throws instead. Either way, what the next reader gets is unchanged.
+        const frozen = Object.isFrozen(out);
+        if (frozen) {
+          assert.ok(Object.isFrozen(out.redirect_uris) && Object.isFrozen(out.jwks?.keys), 'a frozen record is frozen all the way down');
+          assert.throws(() => out.redirect_uris.push('https://evil.example/cb'), TypeError);
+          assert.throws(() => out.jwks?.keys.push({ kty: 'oct' }), TypeError);
+        } else {
+          out.redirect_uris.push('https://evil.example/cb');
+          out.jwks?.keys.push({ kty: 'oct' });
+        }
         assert.deepStrictEqual(await s.getClient('c'), fullClient('c'));
       });
     });

@@ -158,6 +158,10 @@ export interface Storage {
   readonly name: string;
 
   // clients
+  /**
+   * The client, or undefined. The caller must not change the record: a backend may return a private
+   * copy or a deeply frozen record it shares with other callers (the SQLite backend's exact cache).
+   */
   getClient(clientId: string): Promise<ClientRecord | undefined>;
   upsertClient(client: ClientRecord): Promise<void>;
   deleteClient(clientId: string): Promise<boolean>;

@@ -53,6 +53,8 @@ import type {
 
 /** The part of a `better-sqlite3` statement this backend uses. */
 export interface SqliteStatement {
+  /** Return only the first column's value (better-sqlite3). */
+  pluck(toggle?: boolean): SqliteStatement;
   run(...params: unknown[]): { changes: number };
   get(...params: unknown[]): unknown;
   all(...params: unknown[]): unknown[];
@@ -383,6 +385,7 @@ function clampLimit(limit: number): number {
 function prepareStatements(db: SqliteDatabase) {
   return {
     ping: db.prepare('SELECT 1'),
+    dataVersion: db.prepare('PRAGMA data_version').pluck(),
 
     getClient: db.prepare(`SELECT ${CLIENT_COLUMNS} FROM clients WHERE client_id = ?`),
     upsertClient: db.prepare(
@@ -528,6 +531,9 @@ export class SqliteStorage implements Storage {
   #queue: QueuedWrite[] = [];
   readonly #flushQueue = (): void => this.#flush();
   #checkpointer: Worker | undefined;
+  /** See getClient. */
+  readonly #clientCache = new Map<string, ClientRecord>();
+  #clientCacheVersion = -1;
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
@@ -632,10 +638,26 @@ export class SqliteStorage implements Storage {
 
   // clients
 
+  /**
+   * A client record, from a cache that is exact: it is dropped whenever another connection (another
+   * process: a worker, the CLI) has committed anything since it was filled (`PRAGMA data_version`),
+   * and by this connection's own client writes. Cached records are deeply frozen and shared.
+   */
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
     try {
+      const version = this.#s.dataVersion.get() as number;
+      if (version !== this.#clientCacheVersion) {
+        this.#clientCache.clear();
+        this.#clientCacheVersion = version;
+      }
+      const cached = this.#clientCache.get(clientId);
+      if (cached !== undefined) return cached;
       const row = this.#s.getClient.get(clientId) as ClientRow | undefined;
-      return row === undefined ? undefined : toClient(row);
+      if (row === undefined) return undefined;
+      const record = deepFreeze(toClient(row));
+      if (this.#clientCache.size >= MAX_CACHED_CLIENTS) this.#clientCache.clear();
+      this.#clientCache.set(clientId, record);
+      return record;
     } catch (err) {
       throw mapError(err);
     }
@@ -643,12 +665,14 @@ export class SqliteStorage implements Storage {
 
   upsertClient(c: ClientRecord): Promise<void> {
     return this.#write(() => {
+      this.#clientCache.clear();
       this.#s.upsertClient.run(c.client_id, JSON.stringify(c), c.created_at, c.updated_at);
     });
   }
 
   deleteClient(clientId: string): Promise<boolean> {
     return this.#write(() => {
+      this.#clientCache.clear();
       return this.#s.deleteClient.run(clientId).changes > 0;
     });
   }
@@ -934,6 +958,18 @@ interface QueuedWrite {
   op: () => unknown;
   resolve: (value: unknown) => void;
   reject: (reason: unknown) => void;
+}
+
+/** Client records cached at most (the cache is emptied when full). */
+const MAX_CACHED_CLIENTS = 1000;
+
+/** Freeze an object and everything in it (JSON data: objects and arrays). */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const member of Object.values(value)) deepFreeze(member);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 /** Writes per transaction at most; a fuller queue is flushed at once. */

@@ -519,3 +519,69 @@ describe('SqliteStorage background checkpoints', () => {
     }
   });
 });
+
+describe('SqliteStorage client cache', () => {
+  function client(id: string, fields: Record<string, unknown> = {}) {
+    return {
+      client_id: id,
+      client_secret_hash: 'sha256$c2FsdA$one',
+      redirect_uris: ['https://app.example/cb'],
+      grant_types: ['client_credentials'],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      created_at: T,
+      updated_at: T,
+      ...fields,
+    };
+  }
+
+  it('sees another connection’s change, removal and addition of a client at the next read', async () => {
+    const path = tempDbPathWithDir();
+    const server = createSqliteStorage({ filename: path });
+    const cli = createSqliteStorage({ filename: path });
+    try {
+      await cli.upsertClient(client('svc'));
+      assert.equal((await server.getClient('svc'))?.client_secret_hash, 'sha256$c2FsdA$one');
+      assert.equal((await server.getClient('svc'))?.client_secret_hash, 'sha256$c2FsdA$one', 'a cached read');
+      await cli.upsertClient(client('svc', { client_secret_hash: 'sha256$c2FsdA$two', updated_at: T + 1 }));
+      assert.equal((await server.getClient('svc'))?.client_secret_hash, 'sha256$c2FsdA$two', 'a new secret counts at once');
+      await cli.deleteClient('svc');
+      assert.equal(await server.getClient('svc'), undefined, 'a removed client is gone at once');
+      assert.equal(await server.getClient('later'), undefined);
+      await cli.upsertClient(client('later'));
+      assert.equal((await server.getClient('later'))?.client_id, 'later');
+    } finally {
+      await cli.close();
+      await server.close();
+    }
+  });
+
+  it('sees its own writes, and a change anywhere in the database (not only to clients) is safe', async () => {
+    const storage = createSqliteStorage({ filename: tempDbPath() });
+    try {
+      await storage.upsertClient(client('own'));
+      assert.equal((await storage.getClient('own'))?.scope, undefined);
+      await storage.upsertClient(client('own', { scope: 'api:read', updated_at: T + 1 }));
+      assert.equal((await storage.getClient('own'))?.scope, 'api:read');
+      await storage.deleteClient('own');
+      assert.equal(await storage.getClient('own'), undefined);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('hands out deeply frozen records, so no caller can change what another one reads', async () => {
+    const storage = createSqliteStorage({ filename: tempDbPath() });
+    try {
+      await storage.upsertClient(client('frozen'));
+      const record = (await storage.getClient('frozen'))!;
+      assert.throws(() => {
+        (record as { client_id: string }).client_id = 'other';
+      }, TypeError);
+      assert.throws(() => record.redirect_uris.push('https://evil.example/cb'), TypeError);
+      assert.deepEqual((await storage.getClient('frozen'))?.redirect_uris, ['https://app.example/cb']);
+    } finally {
+      await storage.close();
+    }
+  });
+});
