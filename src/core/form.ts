@@ -22,7 +22,7 @@ export function parseForm(req: OAuthRequest, maxBytes = DEFAULT_MAX_BODY_BYTES):
 
 export interface ParsedForm {
   single: FormParams;
-  /** Every value of every parameter, for parameters that may repeat. */
+  /** Every (non-empty) value of each parameter named in `multi`; no other parameter is here. */
   all: Readonly<Record<string, readonly string[] | undefined>>;
 }
 
@@ -59,33 +59,39 @@ function tooLarge(): OAuthError {
   return new OAuthError('invalid_request', 'The request body is too large', { status: 413 });
 }
 
-/** Parse a urlencoded string (body or query) with the duplicate and empty-value rules. */
+/**
+ * Parse a urlencoded string (body or query) with the duplicate and empty-value rules. One pass
+ * with `indexOf` (no intermediate arrays): this runs on every token request.
+ */
 export function parseUrlEncoded(text: string, multi: readonly string[] = []): ParsedForm {
   const single: Record<string, string> = Object.create(null);
   const all: Record<string, string[]> = Object.create(null);
-  const seen: Record<string, true> = Object.create(null);
-  if (text.length > 0) {
-    for (const pair of text.split('&')) {
-      if (pair === '') continue;
-      const eq = pair.indexOf('=');
-      const rawKey = eq === -1 ? pair : pair.slice(0, eq);
-      const rawValue = eq === -1 ? '' : pair.slice(eq + 1);
-      const key = decodeComponent(rawKey);
-      const value = decodeComponent(rawValue);
-      if (multi.includes(key)) {
-        if (value !== '') (all[key] ??= []).push(value);
-        if (value !== '' && single[key] === undefined) single[key] = value;
-        continue;
-      }
-      if (seen[key] === true) {
-        throw new OAuthError('invalid_request', `Parameter ${safeName(key)} was sent more than once`);
-      }
-      seen[key] = true;
-      if (value !== '') {
-        single[key] = value;
-        all[key] = [value];
+  /** Single-valued parameters seen with an empty value (a later value is still a repetition). */
+  let seenEmpty: Set<string> | undefined;
+  const length = text.length;
+  let start = 0;
+  while (start < length) {
+    let end = text.indexOf('&', start);
+    if (end === -1) end = length;
+    if (end > start) {
+      const eq = text.indexOf('=', start);
+      const hasValue = eq !== -1 && eq < end;
+      const key = decodeComponent(text.slice(start, hasValue ? eq : end));
+      const value = hasValue ? decodeComponent(text.slice(eq + 1, end)) : '';
+      if (multi.length > 0 && multi.includes(key)) {
+        if (value !== '') {
+          (all[key] ??= []).push(value);
+          single[key] ??= value;
+        }
+      } else {
+        if (single[key] !== undefined || seenEmpty?.has(key) === true) {
+          throw new OAuthError('invalid_request', `Parameter ${safeName(key)} was sent more than once`);
+        }
+        if (value !== '') single[key] = value;
+        else (seenEmpty ??= new Set()).add(key);
       }
     }
+    start = end + 1;
   }
   return { single, all };
 }
@@ -115,7 +121,7 @@ function fromParsedObject(body: Readonly<Record<string, unknown>>, multi: readon
     }
     if (strings.length > 0) {
       single[key] = strings[0]!;
-      all[key] = strings;
+      if (multi.includes(key)) all[key] = strings;
     }
   }
   return { single, all };

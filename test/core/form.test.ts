@@ -91,5 +91,11 @@ describe('form body parsing (RFC 6749 §3.1, App. B)', () => {
   it('lets named parameters repeat', () => {
     const parsed = parseUrlEncoded('resource=a&resource=b&x=1', ['resource']);
     assert.deepEqual(parsed.all['resource'], ['a', 'b']);
+    assert.equal(parsed.single['resource'], 'a', 'the first value is the single one');
+    assert.equal(parsed.all['x'], undefined, 'only the named parameters are listed in all');
+    assert.equal(parsed.single['x'], '1');
+    assert.deepEqual(Object.keys(parseUrlEncoded('&&a=1&&b&', []).single), ['a']);
+    assert.equal(code(() => parseUrlEncoded('a=&a=1')), 'invalid_request', 'an empty value then a value is a repetition');
+    assert.equal(code(() => parseUrlEncoded('a&a')), 'invalid_request');
   });
 });
