@@ -53,8 +53,10 @@ export class ClientRegistry {
     return generatedSecret === undefined ? { record } : { record, generatedSecret };
   }
 
-  get(clientId: string): Promise<ClientRecord | undefined> {
-    return this.#storage.getClient(clientId);
+  /** The client's record: a copy of its own for the caller (storage may share frozen records). */
+  async get(clientId: string): Promise<ClientRecord | undefined> {
+    const record = await this.#storage.getClient(clientId);
+    return record === undefined ? undefined : structuredClone(record);
   }
 
   list(): Promise<ClientRecord[]> {

@@ -168,6 +168,7 @@ export interface Storage {
   listClients(): Promise<ClientRecord[]>;
 
   // users
+  /** The user, or undefined. Like `getClient`, the record may be frozen and shared: do not change it. */
   getUser(id: string): Promise<UserRecord | undefined>;
   getUserByUsername(username: string): Promise<UserRecord | undefined>;
   upsertUser(user: UserRecord): Promise<void>;

@@ -531,9 +531,14 @@ export class SqliteStorage implements Storage {
   #queue: QueuedWrite[] = [];
   readonly #flushQueue = (): void => this.#flush();
   #checkpointer: Worker | undefined;
-  /** See getClient. */
+  /** Exact caches of client and user records: see #cacheCurrent. */
   readonly #clientCache = new Map<string, ClientRecord>();
-  #clientCacheVersion = -1;
+  readonly #userCache = new Map<string, UserRecord>();
+  #cacheVersion = -1;
+  #cacheChecked = false;
+  readonly #uncheckCache = (): void => {
+    this.#cacheChecked = false;
+  };
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
@@ -639,27 +644,38 @@ export class SqliteStorage implements Storage {
   // clients
 
   /**
-   * A client record, from a cache that is exact: it is dropped whenever another connection (another
-   * process: a worker, the CLI) has committed anything since it was filled (`PRAGMA data_version`),
-   * and by this connection's own client writes. Cached records are deeply frozen and shared.
+   * A client record, from a cache that is exact (see {@link #cacheCurrent}). Cached records are
+   * deeply frozen and shared.
    */
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
     try {
-      const version = this.#s.dataVersion.get() as number;
-      if (version !== this.#clientCacheVersion) {
-        this.#clientCache.clear();
-        this.#clientCacheVersion = version;
-      }
+      this.#cacheCurrent();
       const cached = this.#clientCache.get(clientId);
       if (cached !== undefined) return cached;
       const row = this.#s.getClient.get(clientId) as ClientRow | undefined;
       if (row === undefined) return undefined;
-      const record = deepFreeze(toClient(row));
-      if (this.#clientCache.size >= MAX_CACHED_CLIENTS) this.#clientCache.clear();
-      this.#clientCache.set(clientId, record);
-      return record;
+      return remember(this.#clientCache, clientId, toClient(row));
     } catch (err) {
       throw mapError(err);
+    }
+  }
+
+  /**
+   * Keep the record caches (clients, users by id) exact: they are emptied whenever another
+   * connection (another process: a worker, the CLI) has committed anything since they were filled,
+   * which `PRAGMA data_version` tells; this connection's own client and user writes empty them
+   * too. The check runs once per event-loop turn: a request whose bytes arrive after another
+   * process's commit is read in a later turn, so it always sees that commit.
+   */
+  #cacheCurrent(): void {
+    if (this.#cacheChecked) return;
+    this.#cacheChecked = true;
+    setImmediate(this.#uncheckCache);
+    const version = this.#s.dataVersion.get() as number;
+    if (version !== this.#cacheVersion) {
+      this.#clientCache.clear();
+      this.#userCache.clear();
+      this.#cacheVersion = version;
     }
   }
 
@@ -687,10 +703,15 @@ export class SqliteStorage implements Storage {
 
   // users
 
+  /** A user record, from the exact cache (see {@link #cacheCurrent}); cached records are deeply frozen and shared. */
   async getUser(id: string): Promise<UserRecord | undefined> {
     try {
+      this.#cacheCurrent();
+      const cached = this.#userCache.get(id);
+      if (cached !== undefined) return cached;
       const row = this.#s.getUser.get(id) as UserRow | undefined;
-      return row === undefined ? undefined : toUser(row);
+      if (row === undefined) return undefined;
+      return remember(this.#userCache, id, toUser(row));
     } catch (err) {
       throw mapError(err);
     }
@@ -707,6 +728,7 @@ export class SqliteStorage implements Storage {
 
   upsertUser(u: UserRecord): Promise<void> {
     return this.#write(() => {
+      this.#userCache.clear();
       this.#s.upsertUser.run(
         u.id,
         u.username,
@@ -720,6 +742,7 @@ export class SqliteStorage implements Storage {
 
   deleteUser(id: string): Promise<boolean> {
     return this.#write(() => {
+      this.#userCache.clear();
       return this.#s.deleteUser.run(id).changes > 0;
     });
   }
@@ -960,8 +983,15 @@ interface QueuedWrite {
   reject: (reason: unknown) => void;
 }
 
-/** Client records cached at most (the cache is emptied when full). */
-const MAX_CACHED_CLIENTS = 1000;
+/** Records per cache at most (a full cache is emptied). */
+const MAX_CACHED_RECORDS = 1000;
+
+/** Freeze `record` all the way down, keep it in `cache` under `key`, and return it. */
+function remember<T>(cache: Map<string, T>, key: string, record: T): T {
+  if (cache.size >= MAX_CACHED_RECORDS) cache.clear();
+  cache.set(key, deepFreeze(record));
+  return record;
+}
 
 /** Freeze an object and everything in it (JSON data: objects and arrays). */
 function deepFreeze<T>(value: T): T {

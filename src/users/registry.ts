@@ -64,8 +64,10 @@ export class UserRegistry {
     return record;
   }
 
-  get(id: string): Promise<UserRecord | undefined> {
-    return this.#storage.getUser(id);
+  /** The user's record: a copy of its own for the caller (storage may share frozen records). */
+  async get(id: string): Promise<UserRecord | undefined> {
+    const record = await this.#storage.getUser(id);
+    return record === undefined ? undefined : structuredClone(record);
   }
 
   findByUsername(username: string): Promise<UserRecord | undefined> {

@@ -570,6 +570,28 @@ describe('SqliteStorage client cache', () => {
     }
   });
 
+  it('keeps user records exact too: another connection’s change or removal counts at the next turn', async () => {
+    const path = tempDbPathWithDir();
+    const server = createSqliteStorage({ filename: path });
+    const cli = createSqliteStorage({ filename: path });
+    const user = { id: 'u1', username: 'alice', claims: { email: 'alice@example.com' }, created_at: T, updated_at: T };
+    try {
+      await cli.upsertUser(user);
+      assert.equal((await server.getUser('u1'))?.claims.email, 'alice@example.com');
+      // A raw write by a third connection, then a new event-loop turn (as a new request would be).
+      const raw = new Database(path);
+      raw.prepare("UPDATE users SET claims = json_set(claims, '$.email', 'new@example.com') WHERE id = 'u1'").run();
+      raw.close();
+      await new Promise((r) => setImmediate(r));
+      assert.equal((await server.getUser('u1'))?.claims.email, 'new@example.com');
+      await cli.deleteUser('u1');
+      assert.equal(await server.getUser('u1'), undefined);
+    } finally {
+      await cli.close();
+      await server.close();
+    }
+  });
+
   it('hands out deeply frozen records, so no caller can change what another one reads', async () => {
     const storage = createSqliteStorage({ filename: tempDbPath() });
     try {
