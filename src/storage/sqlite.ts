@@ -15,7 +15,8 @@
  * - Checkpoints run in the background: for a database file, a worker thread with its own
  *   connection copies the WAL into the database (`wal_checkpoint(PASSIVE)`) every
  *   {@link CHECKPOINT_INTERVAL_MS} ms, so the request path never stops for one (or for the fsync
- *   that goes with it); the request connection's own automatic checkpoint is off while it runs.
+ *   that goes with it); the request connection's own automatic checkpoint waits for 10,000 pages
+ *   (a backstop should the thread fall behind) instead of 1,000 while the thread runs.
  *   See docs/performance.md.
  * - Structured fields (arrays, objects) are JSON text; ids, times and the columns used in
  *   queries are real columns. Optional fields come back absent (never `null`).
@@ -941,8 +942,8 @@ export class SqliteStorage implements Storage {
 
   /**
    * Move WAL checkpoints off the request path: a worker thread, with its own connection to
-   * `filename`, checkpoints in the background; this connection's automatic checkpoint is turned off
-   * while the worker runs (and back on if it stops). @internal (called by createSqliteStorage)
+   * `filename`, checkpoints in the background; this connection's automatic checkpoint only backs it
+   * up (10,000 pages instead of 1,000) while the worker runs, and is back to 1,000 if it stops. @internal (called by createSqliteStorage)
    */
   startBackgroundCheckpoints(filename: string, driverPath: string): void {
     if (this.#checkpointer !== undefined) return;
@@ -955,7 +956,8 @@ export class SqliteStorage implements Storage {
     });
     worker.unref();
     this.#checkpointer = worker;
-    this.#db.pragma('wal_autocheckpoint = 0');
+    // A backstop, not the rule: should the thread fall far behind, this connection checkpoints itself.
+    this.#db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT}`);
     const restore = (): void => {
       if (this.#checkpointer !== worker) return;
       this.#checkpointer = undefined;
@@ -1009,6 +1011,8 @@ const MAX_BATCH = 256;
 export const CHECKPOINT_INTERVAL_MS = 200;
 /** SQLite's default `wal_autocheckpoint` (pages), restored if the background checkpointer stops. */
 const DEFAULT_AUTOCHECKPOINT = 1000;
+/** The request connection's `wal_autocheckpoint` while the thread runs: only if the WAL reaches ~40 MB. */
+const BACKSTOP_AUTOCHECKPOINT = 10_000;
 
 /**
  * The background checkpointer (a worker thread, CommonJS, evaluated from this string): its own
