@@ -2,8 +2,8 @@
  * SQLite {@link Storage} on top of `better-sqlite3` (an optional dependency, loaded only when
  * {@link createSqliteStorage} opens a file — importing this module never needs it).
  *
- * - The connection runs in WAL mode with `synchronous = NORMAL`, `busy_timeout = 5000` and
- *   `foreign_keys = ON`; several processes may share one database file.
+ * - The connection runs in WAL mode with `synchronous = NORMAL`, `busy_timeout = 5000`,
+ *   `foreign_keys = ON` and a 32 MiB page cache; several processes may share one database file.
  * - Migrations are applied at open, each once, in its own `BEGIN IMMEDIATE` transaction, and
  *   recorded in `schema_migrations`.
  * - Every statement is prepared once, in the constructor.
@@ -547,6 +547,9 @@ export class SqliteStorage implements Storage {
       db.pragma('busy_timeout = 5000');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
+      // 32 MiB of page cache instead of SQLite's 2 MiB: the indexes of a big token table stay in
+      // memory (1,000,000 refresh tokens: refresh +12 % req/s, p99 −11 %; docs/performance.md).
+      db.pragma(`cache_size = ${CACHE_SIZE_KIB}`);
       db.pragma('foreign_keys = ON');
       migrate(db);
       const s = prepareStatements(db);
@@ -984,6 +987,9 @@ interface QueuedWrite {
   resolve: (value: unknown) => void;
   reject: (reason: unknown) => void;
 }
+
+/** SQLite's page cache per connection: negative means KiB (32 MiB). */
+const CACHE_SIZE_KIB = -32_768;
 
 /** Records per cache at most (a full cache is emptied). */
 const MAX_CACHED_RECORDS = 1000;

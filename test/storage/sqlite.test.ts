@@ -183,6 +183,7 @@ describe('SqliteStorage', () => {
       assert.equal(db.pragma('synchronous', { simple: true }), 1); // NORMAL
       assert.equal(db.pragma('busy_timeout', { simple: true }), 5000);
       assert.equal(db.pragma('foreign_keys', { simple: true }), 1);
+      assert.equal(db.pragma('cache_size', { simple: true }), -32768); // 32 MiB
     } finally {
       await storage.close();
     }
