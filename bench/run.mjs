@@ -340,7 +340,9 @@ async function startTarget(name, mode, { template, extraArgs = [] } = {}) {
       state.pg = pg;
     }
     const prepared = preparePortcullis({ dir: workDir, name: `${name}-${mode}`, ids, port, template: pg === undefined ? template : undefined, pg });
-    entry = spawnChild(process.execPath, [PORTCULLIS_BIN, 'start', ...extraArgs], { env: prepared.env, cwd: ROOT, pin, name });
+    // BENCH_CPU_PROFILE_DIR=<dir>: write a V8 CPU profile of each Portcullis server there (on its exit).
+    const profile = process.env.BENCH_CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE_DIR}`] : [];
+    entry = spawnChild(process.execPath, [...profile, PORTCULLIS_BIN, 'start', ...extraArgs], { env: prepared.env, cwd: ROOT, pin, name });
     state.dbFile = prepared.dbFile;
   } else {
     const env = { ...baseEnv(), ...(spec.env ?? {}), PORT: String(port), HOST: '127.0.0.1', BENCH_CLIENTS: JSON.stringify(ids) };
