@@ -10,9 +10,9 @@
  *
  * Exit codes: 0 ok, 1 error (one line on stderr; the stack only with DEBUG=portcullis).
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { TOKEN_ENDPOINT_AUTH_METHODS, type ClientMetadataInput, type TokenEndpointAuthMethod } from '../clients/metadata.js';
 import type { Logger } from '../core/logger.js';
@@ -21,6 +21,7 @@ import type { Portcullis } from '../portcullis-types.js';
 import type { ClientRecord, UserRecord } from '../storage/contract.js';
 import { inMemoryStorageProblem, parseWorkerCount, runCluster } from '../server/cluster.js';
 import { loadConfig, type ResolvedConfig } from '../server/config.js';
+import { isEntryModule } from '../server/entry-point.js';
 import { createServerLogger, parseLogLevel } from '../server/logger.js';
 import { openPortcullis } from '../server/runtime.js';
 import { runUntilSignal, startServer } from '../server/start.js';
@@ -476,17 +477,7 @@ function packageVersion(): string {
   return '0.0.0';
 }
 
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(resolve(entry))).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryModule(import.meta.url)) {
   void run(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
     // Should a stray handle keep the loop alive, still exit (the timer itself keeps nothing alive).

@@ -25,15 +25,14 @@
  *   listens ends it all: {@link runCluster} rejects with its error and nothing more is forked.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { realpathSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { DatabaseConfig, ResolvedConfig } from './config.js';
 import type { DemoFlow } from './demo.js';
+import { isEntryModule } from './entry-point.js';
 import { createServerLogger } from './logger.js';
 import { startServer, type RunningServer } from './start.js';
 
@@ -426,14 +425,4 @@ function runWorker(): void {
   void send({ type: 'portcullis:hello' });
 }
 
-function isWorkerEntry(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(resolve(entry))).href;
-  } catch {
-    return false;
-  }
-}
-
-if (cluster.isWorker && process.env[WORKER_MARK] === '1' && isWorkerEntry()) runWorker();
+if (cluster.isWorker && process.env[WORKER_MARK] === '1' && isEntryModule(import.meta.url)) runWorker();
