@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { StorageUnavailableError } from '../../src/errors.js';
+import { sha256 } from '../../src/core/crypto.js';
+import type { ArtifactRecord, Storage } from '../../src/storage/contract.js';
+import { createMemoryStorage } from '../../src/storage/memory.js';
 import { assertOAuthError, assertTokenResponse, createHarness, WEB1, WEB2, type Harness } from '../helpers/harness.js';
 
 async function login(h: Harness, client: [string, string] | 'spa1', scope?: string): Promise<{ access: string; refresh: string }> {
@@ -125,6 +129,79 @@ describe('refresh_token grant', () => {
     for (let i = 0; i < 3; i++) {
       const next = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(body.refresh_token) }, { basic: creds }));
       assert.equal(next.refresh_token, undefined, 'the same refresh token stays valid');
+    }
+  });
+});
+
+/**
+ * The consume of the presented token runs alongside the minting of the new tokens (one commit for
+ * both). These tests make the consume fail after the new tokens were written and check that nothing
+ * minted for the failed request stays usable.
+ */
+describe('refresh_token grant: a consume that fails after the new tokens were written', () => {
+  /** A memory storage that records every refresh token saved and can be told what to do at the consume. */
+  function instrumented(atConsume: (inner: Storage, id: string) => Promise<void>): { storage: Storage; saved: ArtifactRecord[]; armed: { on: boolean } } {
+    const inner = createMemoryStorage();
+    const saved: ArtifactRecord[] = [];
+    const armed = { on: false };
+    const storage = new Proxy(inner, {
+      get(target, key, receiver) {
+        if (key === 'saveArtifact') {
+          return (record: ArtifactRecord) => {
+            if (armed.on && record.kind === 'refresh_token') saved.push(record);
+            return target.saveArtifact(record);
+          };
+        }
+        if (key === 'consumeArtifact') {
+          return async (kind: ArtifactRecord['kind'], id: string, now: number) => {
+            if (armed.on && kind === 'refresh_token') await atConsume(target, id);
+            return target.consumeArtifact(kind, id, now);
+          };
+        }
+        const value: unknown = Reflect.get(target, key, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    return { storage, saved, armed };
+  }
+
+  it('a token revoked between the checks and the consume: invalid_grant, and the refresh token minted alongside is revoked', async () => {
+    const { storage, saved, armed } = instrumented(async (inner, id) => {
+      await inner.revokeArtifact('refresh_token', id, Math.floor(Date.now() / 1000));
+    });
+    const h = await createHarness({}, storage);
+    try {
+      const first = assertTokenResponse(await h.post('/token', { grant_type: 'password', username: 'alice', password: 'alice-password' }, { basic: WEB1 }));
+      armed.on = true;
+      assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(first.refresh_token) }, { basic: WEB1 }), 400, 'invalid_grant');
+      armed.on = false;
+      assert.equal(saved.length, 1, 'the new refresh token was written alongside the consume');
+      const minted = await storage.findArtifact('refresh_token', saved[0]!.id, h.clock.now());
+      assert.notEqual(minted?.revoked_at, undefined, 'the refresh token minted for the failed request is revoked');
+      assert.equal(minted?.id === sha256(String(first.refresh_token)), false);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('the database failing at the consume: 503 with Retry-After, and the refresh token minted alongside is revoked', async () => {
+    const { storage, saved, armed } = instrumented(() => Promise.reject(new StorageUnavailableError('the database went away')));
+    const h = await createHarness({}, storage);
+    try {
+      const first = assertTokenResponse(await h.post('/token', { grant_type: 'password', username: 'alice', password: 'alice-password' }, { basic: WEB1 }));
+      armed.on = true;
+      const res = await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(first.refresh_token) }, { basic: WEB1 });
+      armed.on = false;
+      assertOAuthError(res, 503, 'temporarily_unavailable');
+      assert.match(String(res.headers['retry-after']), /^\d+$/);
+      assert.equal(saved.length, 1);
+      const minted = await storage.findArtifact('refresh_token', saved[0]!.id, h.clock.now());
+      assert.notEqual(minted?.revoked_at, undefined, 'the refresh token minted for the failed request is revoked');
+      // The presented token was not consumed: the client may try again once the database is back.
+      const again = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(first.refresh_token) }, { basic: WEB1 }));
+      assert.equal(typeof again.refresh_token, 'string');
+    } finally {
+      await h.close();
     }
   });
 });
