@@ -92,6 +92,9 @@ const HELP = `Usage: node bench/run.mjs [options]      (npm run bench -- [option
   --pg-url URL        PostgreSQL for --storage postgres (default $BENCH_PG_URL or
                       ${DEFAULT_PG_URL})
   --workers N         also: Portcullis with --workers 1 and --workers N (skipped when the server lacks it)
+  --baseline DIR      also run the Portcullis of another checkout (DIR/dist/cli/main.js, built
+                      there first) as 'portcullis-base', interleaved with this one: an A/B of a
+                      change in one run. Implies --no-docs
   --no-docs           do not write docs/performance.md (the results section is rewritten by SQLite
                       runs that measure more than --growth's workloads; the storage-scale section,
                       per backend, by every --growth run)
@@ -117,6 +120,7 @@ const { values: args } = parseArgs({
     'pg-url': { type: 'string' },
     workers: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
+    baseline: { type: 'string' },
     'max-minutes': { type: 'string' },
     'dry-run': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -154,6 +158,7 @@ function positive(name, value, { integer = false, min = 0 } = {}) {
 const TARGETS = {
   portcullis: { label: 'Portcullis', kind: 'portcullis', health: '/healthz', introspect: '/introspect', jwks: '/jwks' },
   'portcullis-1m': { label: 'Portcullis +1M', kind: 'portcullis', grown: true, health: '/healthz', introspect: '/introspect', jwks: '/jwks' },
+  'portcullis-base': { label: 'Portcullis (baseline)', kind: 'portcullis', health: '/healthz', introspect: '/introspect', jwks: '/jwks' },
   'oidc-provider': { label: 'oidc-provider', script: 'targets/oidc-provider.mjs', health: '/jwks', introspect: '/token/introspection', jwks: '/jwks' },
   'jmondi-es256': { label: '@jmondi ES256', script: 'targets/jmondi.mjs', env: { BENCH_ALG: 'ES256' }, health: '/', alg: 'ES256' },
   'jmondi-hs256': { label: '@jmondi HS256', script: 'targets/jmondi.mjs', env: { BENCH_ALG: 'HS256' }, health: '/', alg: 'HS256' },
@@ -170,7 +175,7 @@ const WORKLOADS = [
   { name: 'introspect-opaque', title: 'introspection of an opaque access token', targets: ['portcullis', 'portcullis-1m', 'oidc-provider'] },
   { name: 'jwks', title: 'JWKS', targets: ['portcullis', 'oidc-provider', 'limit'] },
 ];
-const PUBLIC_TARGETS = Object.keys(TARGETS).filter((t) => t !== 'portcullis-1m');
+const PUBLIC_TARGETS = Object.keys(TARGETS).filter((t) => t !== 'portcullis-1m' && t !== 'portcullis-base');
 
 function list(value, known, what) {
   if (value === undefined) return [...known];
@@ -223,6 +228,18 @@ if (plan.storage !== 'sqlite') {
 }
 const selectedTargets = list(args.targets, PUBLIC_TARGETS, 'target');
 if (args.growth && selectedTargets.includes('portcullis')) selectedTargets.push('portcullis-1m');
+/** --baseline: the other checkout's bin, run as 'portcullis-base' right after 'portcullis' in every workload. */
+let BASELINE_BIN;
+if (args.baseline !== undefined) {
+  BASELINE_BIN = join(args.baseline, 'dist', 'cli', 'main.js');
+  if (!existsSync(BASELINE_BIN)) {
+    process.stderr.write(`bench: --baseline: ${BASELINE_BIN} is missing (run npm ci && npm run build there)\n`);
+    process.exit(2);
+  }
+  args['no-docs'] = true;
+  selectedTargets.push('portcullis-base');
+  for (const w of WORKLOADS) if (w.targets.includes('portcullis')) w.targets.splice(w.targets.indexOf('portcullis') + 1, 0, 'portcullis-base');
+}
 plan.workloads = list(args.workloads, WORKLOADS.map((w) => w.name), 'workload')
   .map((name) => WORKLOADS.find((w) => w.name === name))
   .map((w) => ({ ...w, targets: w.targets.filter((t) => selectedTargets.includes(t)) }))
@@ -342,7 +359,8 @@ async function startTarget(name, mode, { template, extraArgs = [] } = {}) {
     const prepared = preparePortcullis({ dir: workDir, name: `${name}-${mode}`, ids, port, template: pg === undefined ? template : undefined, pg });
     // BENCH_CPU_PROFILE_DIR=<dir>: write a V8 CPU profile of each Portcullis server there (on its exit).
     const profile = process.env.BENCH_CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE_DIR}`] : [];
-    entry = spawnChild(process.execPath, [...profile, PORTCULLIS_BIN, 'start', ...extraArgs], { env: prepared.env, cwd: ROOT, pin, name });
+    const bin = name === 'portcullis-base' ? BASELINE_BIN : PORTCULLIS_BIN;
+    entry = spawnChild(process.execPath, [...profile, bin, 'start', ...extraArgs], { env: prepared.env, cwd: ROOT, pin, name });
     state.dbFile = prepared.dbFile;
   } else {
     const env = { ...baseEnv(), ...(spec.env ?? {}), PORT: String(port), HOST: '127.0.0.1', BENCH_CLIENTS: JSON.stringify(ids) };
@@ -669,6 +687,8 @@ async function measure({ mode, round, workload, state, duration = plan.duration,
         machine0 === undefined || machine1 === undefined
           ? undefined
           : Math.max(0, (machine1.busy - machine0.busy - (cpu1 - cpu0) - (loaderCpu1 - loaderCpu0) - (dbMicros ?? 0)) / 1e6 / wall),
+      // Cores the hypervisor took from this VM over the window (/proc/stat steal).
+      stealCores: machine0 === undefined || machine1 === undefined ? undefined : Math.max(0, (machine1.steal - machine0.steal) / 1e6 / wall),
       peakRssBytes: peakRssBytes(state.pid),
       rssStartBytes: rssStart,
       rssEndBytes: rssBytes(state.pid),
@@ -689,7 +709,7 @@ function describe(run) {
   return (
     `${Math.round(run.rps).toLocaleString('en-US').padStart(7)} req/s  p50 ${run.latency.p50?.toFixed(2)} ms  p99 ${run.latency.p99?.toFixed(2)} ms  ` +
     `${Math.round(run.cpuPerRequestUs ?? 0)} µs CPU/req${run.dbCpuPerRequestUs === undefined ? '' : ` (+${Math.round(run.dbCpuPerRequestUs)} db)`}  ` +
-    `cores busy: server ${run.cpuUtilization.toFixed(2)}, load ${run.loaderCpuUtilization.toFixed(2)}, ${run.dbCpuUtilization === undefined ? '' : `db ${run.dbCpuUtilization.toFixed(2)}, `}other ${run.otherCpuUtilization?.toFixed(2) ?? '?'}  ${Math.round(run.peakRssBytes / 2 ** 20)} MB peak${status}`
+    `cores busy: server ${run.cpuUtilization.toFixed(2)}, load ${run.loaderCpuUtilization.toFixed(2)}, ${run.dbCpuUtilization === undefined ? '' : `db ${run.dbCpuUtilization.toFixed(2)}, `}other ${run.otherCpuUtilization?.toFixed(2) ?? '?'}, steal ${run.stealCores?.toFixed(2) ?? '?'}  ${Math.round(run.peakRssBytes / 2 ** 20)} MB peak${status}`
   );
 }
 
@@ -951,7 +971,11 @@ async function measureIdle() {
   } catch {
     loadavg = undefined;
   }
-  return { otherCores: a === undefined || b === undefined ? 0 : (b.busy - a.busy) / 1e6 / seconds, loadavg };
+  return {
+    otherCores: a === undefined || b === undefined ? 0 : (b.busy - a.busy) / 1e6 / seconds,
+    stealCores: a === undefined || b === undefined ? 0 : (b.steal - a.steal) / 1e6 / seconds,
+    loadavg,
+  };
 }
 
 function gitInfo() {
@@ -991,7 +1015,7 @@ npm run bench -- --duration 2 --rounds 1 --mode shared   # a smoke run
 
 Options: \`--duration S\`, \`--warmup S\`, \`--rounds N\`, \`--mode shared|pinned|both\`,
 \`--workloads a,b\`, \`--targets x,y\`, \`--connections N\`, \`--memory\`, \`--growth\`, \`--workers N\`,
-\`--no-docs\` and \`--dry-run\` (\`node bench/run.mjs --help\`). Run it on an idle machine. Raw results go to
+\`--no-docs\`, \`--baseline DIR\` and \`--dry-run\` (\`node bench/run.mjs --help\`). Run it on an idle machine. Raw results go to
 \`bench/results/<timestamp>.json\` (not committed); the summary below is replaced by each run.
 
 ## Method
@@ -1021,7 +1045,10 @@ Options: \`--duration S\`, \`--warmup S\`, \`--rounds N\`, \`--mode shared|pinne
   window and marks with † each round's figure whose window had 0.25 cores or more busy elsewhere.
   The run starts by measuring how busy the machine is and says so when it is not idle. Kernel time
   spent in softirq context is not charged to the server, so CPU µs per request is a slight
-  underestimate for every target alike.
+  underestimate for every target alike. On a virtual machine the run also reads the hypervisor's
+  *steal* (\`/proc/stat\`: time this VM's cores were given to someone else) per window; when its
+  median reaches 0.1 cores the summary says so at the top: absolute figures from such a run are
+  low and noisy, ratios within it still compare like with like.
 
 ### Targets
 
@@ -1144,6 +1171,7 @@ async function main() {
   log(`estimated wall time: ${Math.ceil(estimate / 60)} min (stops after ${Math.ceil(maxMinutes)} min at most); work dir ${workDir}`);
   const idleCheck = await measureIdle();
   log(`machine before the run: ${idleCheck.otherCores.toFixed(2)} cores busy with other work${idleCheck.otherCores >= 0.25 ? ' — NOT idle: numbers will be noisy' : ''}`);
+  if (idleCheck.stealCores >= 0.1) log(`machine before the run: the hypervisor took ${idleCheck.stealCores.toFixed(2)} cores (steal) — a contended VM: absolute numbers will be low and noisy, compare ratios within the run`);
   const peers = peerVersions();
   const missing = peers.filter((p) => p.version === 'not installed');
   if (missing.length > 0) throw new Error(`not installed in bench/: ${missing.map((p) => p.name).join(', ')} (run: cd bench && npm ci --no-audit --no-fund)`);

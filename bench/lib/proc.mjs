@@ -249,8 +249,10 @@ export function machineMicros() {
     const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
     const v = line.trim().split(/\s+/).slice(1).map(Number);
     const [user, nice, system, idle, iowait = 0, irq = 0, softirq = 0, steal = 0] = v;
-    const busy = user + nice + system + irq + softirq + steal;
-    return { busy: (busy * 1e6) / CLK_TCK, total: ((busy + idle + iowait) * 1e6) / CLK_TCK };
+    // Steal (time the hypervisor gave this VM's virtual CPUs to someone else) is kept apart: it is
+    // no process's work here, but it starves the server as surely as a busy neighbour.
+    const busy = user + nice + system + irq + softirq;
+    return { busy: (busy * 1e6) / CLK_TCK, steal: (steal * 1e6) / CLK_TCK, total: ((busy + steal + idle + iowait) * 1e6) / CLK_TCK };
   } catch {
     return undefined;
   }

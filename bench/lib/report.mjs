@@ -5,6 +5,8 @@
 
 /** A window in which something else kept this many cores busy is flagged (†). */
 export const NOISY = 0.25;
+/** Cores of hypervisor steal (median over the windows) from which a run is called contended. */
+export const STOLEN = 0.1;
 
 export function median(values) {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
@@ -156,6 +158,14 @@ export function markdown({ meta, plan, rows, runs, extra, goals }) {
   if (meta.idleCheck !== undefined && meta.idleCheck.otherCores >= NOISY) {
     out.push('', `**The machine was not idle when the run started: ${n2(meta.idleCheck.otherCores)} cores busy with other work.**`);
   }
+  const steals = runs.filter((r) => r.valid && r.stealCores !== undefined).map((r) => r.stealCores);
+  if (steals.length > 0 && median(steals) >= STOLEN) {
+    out.push(
+      '',
+      `**The hypervisor took a median of ${n2(median(steals))} cores (at most ${n2(Math.max(...steals))}) from this VM during the measured windows (steal in /proc/stat): ` +
+        'a contended machine. Absolute figures (req/s, µs of CPU per request) are low and noisy; ratios between targets of this run still compare like with like.**',
+    );
+  }
   if (smoke) out.push('', `**Smoke run (${plan.duration} s × ${plan.rounds} round${plan.rounds === 1 ? '' : 's'}): it shows the harness works, its numbers are only indicative.**`);
   for (const mode of plan.modes) {
     const modeRows = rows.filter((r) => r.mode === mode);
@@ -193,6 +203,7 @@ export function markdown({ meta, plan, rows, runs, extra, goals }) {
           `(other processes, kernel network work charged to neither side) kept a median of ${n2(median(others))} cores busy, ` +
           `at most ${n2(worst.otherCpuUtilization)} (round ${worst.round}, ${worst.workload}/${worst.target}); ` +
           `† marks the ${modeRuns.filter((r) => r.otherCpuUtilization >= NOISY).length} of ${modeRuns.length} windows where it was ${NOISY} cores or more.` +
+          (modeRuns.some((r) => r.stealCores !== undefined) ? ` The hypervisor took (steal) a median of ${n2(median(modeRuns.filter((r) => r.stealCores !== undefined).map((r) => r.stealCores)))} cores.` : '') +
           (loaded.length > 0 ? ` The load generator was near one core (≥ 0.9) in ${[...new Set(loaded)].join(', ')}: there it, not the server, may be the limit.` : ''),
       );
     }
