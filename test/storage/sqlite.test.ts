@@ -125,6 +125,40 @@ describe('SqliteStorage', () => {
     }
   });
 
+  it('migration 3 makes artifacts_grant_id partial: existing rows keep working and revoke-by-grant still uses the index', async () => {
+    const path = tempDbPathWithDir();
+    const raw = new Database(path);
+    raw.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)');
+    raw.exec(MIGRATIONS[0]!.sql);
+    raw.exec(MIGRATIONS[1]!.sql);
+    raw.prepare('INSERT INTO schema_migrations VALUES (1, 0), (2, 0)').run();
+    raw.prepare('INSERT INTO grants (id, client_id, scope, grant_type, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)').run('g1', 'c1', 'a', 'authorization_code', T, T + 1000);
+    const artifact = raw.prepare('INSERT INTO artifacts (kind, id, grant_id, client_id, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    artifact.run('refresh_token', 'r1', 'g1', 'c1', 'a', T, T + 1000);
+    artifact.run('access_token', 'a1', 'g1', 'c1', 'a', T, T + 1000);
+    artifact.run('access_token', 'a2', null, 'c1', 'a', T, T + 1000);
+    raw.close();
+    const storage = createSqliteStorage({ filename: path });
+    try {
+      assert.equal(await storage.revokeGrant('g1', T + 1), true);
+      assert.equal((await storage.findArtifact('refresh_token', 'r1', T + 2))?.revoked_at, T + 1);
+      assert.equal((await storage.findArtifact('access_token', 'a1', T + 2))?.revoked_at, T + 1);
+      assert.equal((await storage.findArtifact('access_token', 'a2', T + 2))?.revoked_at, undefined, 'a token without a grant is untouched');
+    } finally {
+      await storage.close();
+    }
+    const check = new Database(path, { readonly: true });
+    try {
+      const index = check.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'artifacts_grant_id'").get() as { sql: string };
+      assert.match(index.sql, /WHERE grant_id IS NOT NULL/);
+      const plan = check.prepare('EXPLAIN QUERY PLAN UPDATE artifacts SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL').all(1, 'g1') as { detail: string }[];
+      assert.ok(plan.some((step) => step.detail.includes('USING INDEX artifacts_grant_id')), JSON.stringify(plan));
+      assert.deepStrictEqual(check.prepare('SELECT version FROM schema_migrations ORDER BY version').all(), [{ version: 1 }, { version: 2 }, { version: 3 }]);
+    } finally {
+      check.close();
+    }
+  });
+
   it('migration 2 carries version-1 client rows over to JSON records, with absent fields still absent', async () => {
     const path = tempDbPathWithDir();
     const raw = new Database(path);
