@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { OAuthResponse } from '../../src/core/http.js';
+import { StorageUnavailableError } from '../../src/errors.js';
+import { consumeFaults } from '../helpers/consume-faults.js';
 import { assertOAuthError, assertTokenResponse, type Harness } from '../helpers/harness.js';
 import {
   authParams,
@@ -21,6 +23,7 @@ import {
   WEB1_CB,
   WEB2,
   withHarness,
+  createFlowHarness,
 } from '../helpers/browser-flow.js';
 
 interface Issued {
@@ -125,6 +128,47 @@ describe('concurrent redemption', () => {
       assert.equal(statuses.filter((s) => s === 200).length, 1, `exactly one 200: ${statuses.join(',')}`);
       for (const r of results) if (r.status !== 200) assertOAuthError(r, 400, 'invalid_grant');
     });
+  });
+});
+
+describe('the code is consumed alongside the minting of its tokens', () => {
+  it('the database failing at the consume: 503, the refresh token minted alongside is revoked, and the code can be redeemed once the database is back', async () => {
+    const { storage, saved, armed } = consumeFaults('authorization_code', () => Promise.reject(new StorageUnavailableError('the database went away')));
+    const h = await createFlowHarness({}, storage);
+    try {
+      const issued = await issueCode(h);
+      armed.on = true;
+      const failed = await redeem(h, WEB1, good(issued));
+      armed.on = false;
+      assertOAuthError(failed, 503, 'temporarily_unavailable');
+      assertNoToken(failed);
+      assert.equal(saved.length, 1, 'the refresh token was written alongside the consume');
+      assert.notEqual((await storage.findArtifact('refresh_token', saved[0]!.id, h.clock.now()))?.revoked_at, undefined, 'and revoked when the consume failed');
+      const body = assertTokenResponse(await redeem(h, WEB1, good(issued)));
+      assert.equal(typeof body.refresh_token, 'string');
+      assertOAuthError(await redeem(h, WEB1, good(issued)), 400, 'invalid_grant');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a code revoked between the checks and the consume: invalid_grant, no token, the refresh token minted alongside revoked', async () => {
+    const { storage, saved, armed } = consumeFaults('authorization_code', async (inner, id) => {
+      await inner.revokeArtifact('authorization_code', id, Math.floor(Date.now() / 1000));
+    });
+    const h = await createFlowHarness({}, storage);
+    try {
+      const issued = await issueCode(h);
+      armed.on = true;
+      const res = await redeem(h, WEB1, good(issued));
+      armed.on = false;
+      assertOAuthError(res, 400, 'invalid_grant');
+      assertNoToken(res);
+      assert.equal(saved.length, 1);
+      assert.notEqual((await storage.findArtifact('refresh_token', saved[0]!.id, h.clock.now()))?.revoked_at, undefined);
+    } finally {
+      await h.close();
+    }
   });
 });
 

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { StorageUnavailableError } from '../../src/errors.js';
 import { sha256 } from '../../src/core/crypto.js';
-import type { ArtifactRecord, Storage } from '../../src/storage/contract.js';
-import { createMemoryStorage } from '../../src/storage/memory.js';
+import { consumeFaults } from '../helpers/consume-faults.js';
 import { assertOAuthError, assertTokenResponse, createHarness, WEB1, WEB2, type Harness } from '../helpers/harness.js';
 
 async function login(h: Harness, client: [string, string] | 'spa1', scope?: string): Promise<{ access: string; refresh: string }> {
@@ -139,34 +138,8 @@ describe('refresh_token grant', () => {
  * minted for the failed request stays usable.
  */
 describe('refresh_token grant: a consume that fails after the new tokens were written', () => {
-  /** A memory storage that records every refresh token saved and can be told what to do at the consume. */
-  function instrumented(atConsume: (inner: Storage, id: string) => Promise<void>): { storage: Storage; saved: ArtifactRecord[]; armed: { on: boolean } } {
-    const inner = createMemoryStorage();
-    const saved: ArtifactRecord[] = [];
-    const armed = { on: false };
-    const storage = new Proxy(inner, {
-      get(target, key, receiver) {
-        if (key === 'saveArtifact') {
-          return (record: ArtifactRecord) => {
-            if (armed.on && record.kind === 'refresh_token') saved.push(record);
-            return target.saveArtifact(record);
-          };
-        }
-        if (key === 'consumeArtifact') {
-          return async (kind: ArtifactRecord['kind'], id: string, now: number) => {
-            if (armed.on && kind === 'refresh_token') await atConsume(target, id);
-            return target.consumeArtifact(kind, id, now);
-          };
-        }
-        const value: unknown = Reflect.get(target, key, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    return { storage, saved, armed };
-  }
-
   it('a token revoked between the checks and the consume: invalid_grant, and the refresh token minted alongside is revoked', async () => {
-    const { storage, saved, armed } = instrumented(async (inner, id) => {
+    const { storage, saved, armed } = consumeFaults('refresh_token', async (inner, id) => {
       await inner.revokeArtifact('refresh_token', id, Math.floor(Date.now() / 1000));
     });
     const h = await createHarness({}, storage);
@@ -185,7 +158,7 @@ describe('refresh_token grant: a consume that fails after the new tokens were wr
   });
 
   it('the database failing at the consume: 503 with Retry-After, and the refresh token minted alongside is revoked', async () => {
-    const { storage, saved, armed } = instrumented(() => Promise.reject(new StorageUnavailableError('the database went away')));
+    const { storage, saved, armed } = consumeFaults('refresh_token', () => Promise.reject(new StorageUnavailableError('the database went away')));
     const h = await createHarness({}, storage);
     try {
       const first = assertTokenResponse(await h.post('/token', { grant_type: 'password', username: 'alice', password: 'alice-password' }, { basic: WEB1 }));
