@@ -55,14 +55,17 @@ export const authorizationCodeGrant: GrantHandler = {
     const grant = await server.storage.getGrant(record.grant_id);
     if (grant === undefined || grant.revoked_at !== undefined || grant.user_id === undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'grant revoked' });
 
-    // The consume runs alongside the minting (issueTokens awaits it before answering), as in the
-    // refresh grant: one commit for the code's consume and the new tokens.
-    const pending = consume(ctx, id, now, record.grant_id);
-    pending.catch(() => undefined);
+    const consumed = await server.storage.consumeArtifact('authorization_code', id, now);
+    if (consumed.status === 'already_consumed') {
+      await server.storage.revokeGrant(record.grant_id, now);
+      server.logger.warn({ event: 'authorization_code.reuse_detected', client_id: client.client_id, grant_id: record.grant_id }, 'an authorization code was redeemed twice; its grant is revoked');
+      throw new OAuthError('invalid_grant', INVALID, { detail: 'code reused; grant revoked' });
+    }
+    if (consumed.status === 'not_found' || consumed.record.revoked_at !== undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'code expired or revoked' });
 
     // OIDC requests get refresh tokens only with offline_access (OIDC Core §11); OAuth requests by registration.
     const refresh = mayRefresh(ctx, server.grantTypes()) && (!scope.includes('openid') || scope.includes('offline_access'));
-    return issueTokens(ctx, { grantType: 'authorization_code', scope, userId: grant.user_id, grant, refreshToken: refresh, idToken: { includeNonce: true }, resources, pending });
+    return issueTokens(ctx, { grantType: 'authorization_code', scope, userId: grant.user_id, grant, refreshToken: refresh, idToken: { includeNonce: true }, resources });
   },
   /**
    * Delegated mode: the code is the app's own (the core's authorization endpoint is not served), so
@@ -75,15 +78,3 @@ export const authorizationCodeGrant: GrantHandler = {
     return issueTokens(ctx, { grantType: 'authorization_code', scope });
   },
 };
-
-/** Mark the code used; exactly one concurrent redemption gets through, a second one revokes the grant. */
-async function consume(ctx: GrantContext, id: string, now: number, grantId: string): Promise<void> {
-  const { server, client } = ctx;
-  const consumed = await server.storage.consumeArtifact('authorization_code', id, now);
-  if (consumed.status === 'already_consumed') {
-    await server.storage.revokeGrant(grantId, now);
-    server.logger.warn({ event: 'authorization_code.reuse_detected', client_id: client.client_id, grant_id: grantId }, 'an authorization code was redeemed twice; its grant is revoked');
-    throw new OAuthError('invalid_grant', INVALID, { detail: 'code reused; grant revoked' });
-  }
-  if (consumed.status === 'not_found' || consumed.record.revoked_at !== undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'code expired or revoked' });
-}

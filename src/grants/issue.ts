@@ -1,7 +1,6 @@
 import { invalidClient } from '../client-auth/index.js';
 import { OAuthError, SERVER_ERROR_DESCRIPTION, type OAuthErrorCode } from '../core/errors.js';
 import type { GenerateTokenContext, MintAccessTokenInput, MintIdTokenInput, TokenMint } from '../core/options.js';
-import { sha256 } from '../core/crypto.js';
 import { parseScope } from '../core/scope.js';
 import type { SigningAlgorithm } from '../keys/jwt-signer.js';
 import { ACR_PASSWORD, createIdToken, tokenHash } from '../oidc/id-token.js';
@@ -28,15 +27,6 @@ export interface IssueInput {
   audience?: string | readonly string[];
   /** Access-token lifetime in seconds; default: the resource's, else ttl.accessToken. */
   ttl?: number;
-  /**
-   * A write the grant started that must succeed before any token is returned: the refresh grant's
-   * consume of the presented refresh token. The caller attaches a rejection handler at once. Without
-   * app hooks it runs alongside the minting, so the consume and the new tokens' writes share one
-   * database commit (SQLite) or round trip (PostgreSQL, Redis); when it fails, the tokens minted
-   * alongside are revoked before its error is thrown. They were never sent, so they could not have
-   * been used. With a `beforeIssue` or `generateToken` hook it is awaited before the hook runs.
-   */
-  pending?: Promise<void>;
 }
 
 /**
@@ -55,11 +45,6 @@ export async function issueTokens(ctx: GrantContext, input: IssueInput): Promise
   // The access token's scope: narrowed to the resource's scopes when one configured resource is targeted.
   const scope = server.tokens.accessScope(input.scope, audience);
   let extraClaims: Record<string, unknown> | undefined;
-  let pending = input.pending;
-  if (pending !== undefined && (server.hooks.beforeIssue !== undefined || server.hooks.generateToken !== undefined)) {
-    await pending;
-    pending = undefined;
-  }
   if (server.hooks.beforeIssue !== undefined) {
     const decision = await server.hooks.beforeIssue({
       grantType: input.grantType,
@@ -73,7 +58,7 @@ export async function issueTokens(ctx: GrantContext, input: IssueInput): Promise
   }
 
   async function mintDefault(): Promise<TokenResponseBody> {
-    const minting = server.tokens.issueAccessToken({
+    const accessToken = await server.tokens.issueAccessToken({
       client,
       scope,
       ...(input.userId !== undefined ? { userId: input.userId } : {}),
@@ -82,23 +67,14 @@ export async function issueTokens(ctx: GrantContext, input: IssueInput): Promise
       ...(audience !== undefined ? { audience } : {}),
       ...(input.ttl !== undefined ? { ttl: input.ttl } : {}),
     });
-    // Started before either is awaited: the writes of both tokens (and `pending`) go out together.
-    const refreshing = input.refreshToken === true && input.grant !== undefined ? server.tokens.issueRefreshToken(input.grant) : undefined;
-    const [accessToken, refreshToken] = await Promise.all([minting, refreshing]);
-    if (pending !== undefined) {
-      const check = pending;
-      pending = undefined;
-      await check.catch(async (error: unknown) => {
-        await revokeUnsent(server, accessToken.format === 'opaque' ? accessToken.token : undefined, refreshToken);
-        throw error;
-      });
-    }
     const body: TokenResponseBody = {
       access_token: accessToken.token,
       token_type: 'Bearer',
       expires_in: accessToken.expiresIn,
     };
-    if (refreshToken !== undefined) body.refresh_token = refreshToken;
+    if (input.refreshToken === true && input.grant !== undefined) {
+      body.refresh_token = await server.tokens.issueRefreshToken(input.grant);
+    }
     if (input.idToken !== undefined && input.scope.includes('openid') && input.grant !== undefined && input.userId !== undefined) {
       const user = await server.storage.getUser(input.userId);
       if (user === undefined) throw new OAuthError('invalid_grant', 'The user of the grant no longer exists');
@@ -130,20 +106,6 @@ export async function issueTokens(ctx: GrantContext, input: IssueInput): Promise
     ...(targets.length > 0 ? { resources: targets } : {}),
   };
   return hookResponse(await generateToken(hookContext), server);
-}
-
-/**
- * Revoke tokens minted alongside a `pending` write that failed. Best effort: they were never sent,
- * so a revocation that fails (the database is down) leaves tokens nobody holds, which expire.
- */
-async function revokeUnsent(server: GrantContext['server'], opaqueAccessToken: string | undefined, refreshToken: string | undefined): Promise<void> {
-  const now = server.clock();
-  const revocations: Promise<boolean>[] = [];
-  if (opaqueAccessToken !== undefined) revocations.push(server.storage.revokeArtifact('access_token', sha256(opaqueAccessToken), now));
-  if (refreshToken !== undefined) revocations.push(server.storage.revokeArtifact('refresh_token', sha256(refreshToken), now));
-  for (const outcome of await Promise.allSettled(revocations)) {
-    if (outcome.status === 'rejected') server.logger.warn({ event: 'token.revoke_unsent_failed', err: outcome.reason }, 'could not revoke tokens minted for a request that failed; nobody holds them and they expire');
-  }
 }
 
 /** Registered claims of an ID token the app cannot set in registry mode (the core knows them). */

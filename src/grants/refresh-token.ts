@@ -49,12 +49,11 @@ export const refreshTokenGrant: GrantHandler = {
     const scope = requested.length > 0 ? requested : granted;
     const resources = resolveTokenResources(ctx, scope, grantedResources(grant.data));
 
-    // The consume runs alongside the minting (issueTokens awaits it before answering): one commit
-    // for the old token's consume and the new tokens. A failed consume revokes what was minted.
-    let pending: Promise<void> | undefined;
     if (rotate) {
-      pending = consume(ctx, id, now, record.grant_id);
-      pending.catch(() => undefined);
+      const result = await server.storage.consumeArtifact('refresh_token', id, now);
+      if (result.status === 'already_consumed') return reuseDetected(ctx, record.grant_id);
+      if (result.status === 'not_found') throw new OAuthError('invalid_grant', INVALID, { detail: 'refresh token expired during the request' });
+      if (result.record.revoked_at !== undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'revoked refresh token' });
     }
     return issueTokens(ctx, {
       grantType: 'refresh_token',
@@ -63,7 +62,6 @@ export const refreshTokenGrant: GrantHandler = {
       refreshToken: rotate,
       idToken: { includeNonce: false },
       resources,
-      ...(pending !== undefined ? { pending } : {}),
       ...(grant.user_id !== undefined ? { userId: grant.user_id } : {}),
     });
   },
@@ -74,14 +72,6 @@ export const refreshTokenGrant: GrantHandler = {
     return issueTokens(ctx, { grantType: 'refresh_token', scope });
   },
 };
-
-/** Mark the presented refresh token used; exactly one concurrent presentation gets through. */
-async function consume(ctx: GrantContext, id: string, now: number, grantId: string): Promise<void> {
-  const result = await ctx.server.storage.consumeArtifact('refresh_token', id, now);
-  if (result.status === 'already_consumed') return reuseDetected(ctx, grantId);
-  if (result.status === 'not_found') throw new OAuthError('invalid_grant', INVALID, { detail: 'refresh token expired during the request' });
-  if (result.record.revoked_at !== undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'revoked refresh token' });
-}
 
 async function reuseDetected(ctx: GrantContext, grantId: string): Promise<never> {
   await ctx.server.storage.revokeGrant(grantId, ctx.server.clock());

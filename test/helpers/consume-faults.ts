@@ -2,9 +2,9 @@ import type { ArtifactKind, ArtifactRecord, Storage } from '../../src/storage/co
 import { createMemoryStorage } from '../../src/storage/memory.js';
 
 /**
- * A memory storage that, while `armed.on`, records every artifact of `kind` saved and runs
+ * A memory storage that, while `armed.on`, records every refresh token saved and runs
  * `atConsume` just before a consume of that kind: for tests where the consume of a single-use
- * artifact fails after the new tokens were written alongside it.
+ * artifact fails (the tests check that nothing new was written).
  */
 export function consumeFaults(
   kind: ArtifactKind,
