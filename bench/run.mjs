@@ -958,6 +958,29 @@ function machine() {
   return { cpu, nproc, memory, node: process.version, os: `${osType()} ${release()}` };
 }
 
+/**
+ * --baseline: Portcullis ÷ baseline per round (the two ran one after the other, so each pair saw
+ * about the same machine), and the median of those ratios: steadier than a ratio of medians when
+ * the machine drifts between rounds.
+ */
+function baselineComparison(allRuns) {
+  const lines = ['Portcullis ÷ baseline, per round (pinned and shared modes apart); the median of the per-round ratios first:', ''];
+  const main = allRuns.filter((r) => r.phase === 'main' && r.valid);
+  for (const mode of plan.modes) {
+    for (const w of plan.workloads) {
+      const pairs = [];
+      for (const a of main.filter((r) => r.mode === mode && r.workload === w.name && r.target === 'portcullis')) {
+        const b = main.find((r) => r.mode === mode && r.workload === w.name && r.target === 'portcullis-base' && r.round === a.round);
+        if (b !== undefined) pairs.push({ rps: a.rps / b.rps, cpu: a.cpuPerRequestUs / b.cpuPerRequestUs, p99: a.latency.p99 / b.latency.p99 });
+      }
+      if (pairs.length === 0) continue;
+      const fmt = (key) => `${median(pairs.map((p) => p[key])).toFixed(2)}× (${pairs.map((p) => p[key].toFixed(2)).join(' / ')})`;
+      lines.push(`  ${mode.padEnd(7)} ${w.name.padEnd(18)} req/s ${fmt('rps')}   CPU µs/req ${fmt('cpu')}   p99 ${fmt('p99')}`);
+    }
+  }
+  return lines.join('\n');
+}
+
 /** How busy the machine is before anything starts: CPU time of everything over 2 s, in cores. */
 async function measureIdle() {
   const a = machineMicros();
@@ -1250,6 +1273,7 @@ async function main() {
 
   log(`\n${consoleTable(rows, plan)}\n`);
   log(section);
+  if (BASELINE_BIN !== undefined) log(`\n${baselineComparison(runs)}\n`);
   const growthSection = extra.growth !== undefined && extra.growth.ratios.length > 0 ? growthMarkdown({ meta, plan, rows, runs, extra }) : undefined;
   if (growthSection !== undefined) log(`\n${growthSection}`);
   if (!args['no-docs']) {
