@@ -159,7 +159,7 @@ export function markdown({ meta, plan, rows, runs, extra, goals }) {
     out.push('', `**The machine was not idle when the run started: ${n2(meta.idleCheck.otherCores)} cores busy with other work.**`);
   }
   const steals = runs.filter((r) => r.valid && r.stealCores !== undefined).map((r) => r.stealCores);
-  if (steals.length > 0 && median(steals) >= STOLEN) {
+  if (median(steals) >= STOLEN) {
     out.push(
       '',
       `**The hypervisor took a median of ${n2(median(steals))} cores (at most ${n2(Math.max(...steals))}) from this VM during the measured windows (steal in /proc/stat): ` +
@@ -203,7 +203,7 @@ export function markdown({ meta, plan, rows, runs, extra, goals }) {
           `(other processes, kernel network work charged to neither side) kept a median of ${n2(median(others))} cores busy, ` +
           `at most ${n2(worst.otherCpuUtilization)} (round ${worst.round}, ${worst.workload}/${worst.target}); ` +
           `† marks the ${modeRuns.filter((r) => r.otherCpuUtilization >= NOISY).length} of ${modeRuns.length} windows where it was ${NOISY} cores or more.` +
-          (modeRuns.some((r) => r.stealCores !== undefined) ? ` The hypervisor took (steal) a median of ${n2(median(modeRuns.filter((r) => r.stealCores !== undefined).map((r) => r.stealCores)))} cores.` : '') +
+          (modeRuns.some((r) => r.stealCores !== undefined) ? ` The hypervisor took (steal) a median of ${n2(median(modeRuns.map((r) => r.stealCores)))} cores.` : '') +
           (loaded.length > 0 ? ` The load generator was near one core (≥ 0.9) in ${[...new Set(loaded)].join(', ')}: there it, not the server, may be the limit.` : ''),
       );
     }
