@@ -142,7 +142,7 @@ describe('the code is consumed before anything is minted', () => {
       armed.on = false;
       assertOAuthError(failed, 503, 'temporarily_unavailable');
       assertNoToken(failed);
-      assert.deepEqual(saved, [], 'no refresh token was written');
+      assert.deepEqual(saved, [], 'nothing was written');
       const body = assertTokenResponse(await redeem(h, WEB1, good(issued)));
       assert.equal(typeof body.refresh_token, 'string');
       assertOAuthError(await redeem(h, WEB1, good(issued)), 400, 'invalid_grant');

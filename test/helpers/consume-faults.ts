@@ -2,7 +2,7 @@ import type { ArtifactKind, ArtifactRecord, Storage } from '../../src/storage/co
 import { createMemoryStorage } from '../../src/storage/memory.js';
 
 /**
- * A memory storage that, while `armed.on`, records every refresh token saved and runs
+ * A memory storage that, while `armed.on`, records every artifact saved and runs
  * `atConsume` just before a consume of that kind: for tests where the consume of a single-use
  * artifact fails (the tests check that nothing new was written).
  */
@@ -17,7 +17,7 @@ export function consumeFaults(
     get(target, key, receiver) {
       if (key === 'saveArtifact') {
         return (record: ArtifactRecord) => {
-          if (armed.on && record.kind === 'refresh_token') saved.push(record);
+          if (armed.on) saved.push(record);
           return target.saveArtifact(record);
         };
       }

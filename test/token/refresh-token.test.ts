@@ -149,7 +149,7 @@ describe('refresh_token grant: a consume that fails', () => {
       armed.on = true;
       assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(first.refresh_token) }, { basic: WEB1 }), 400, 'invalid_grant');
       armed.on = false;
-      assert.deepEqual(saved, [], 'no refresh token was written');
+      assert.deepEqual(saved, [], 'nothing was written');
       assert.notEqual((await storage.findArtifact('refresh_token', sha256(String(first.refresh_token)), h.clock.now()))?.revoked_at, undefined);
     } finally {
       await h.close();
@@ -166,7 +166,7 @@ describe('refresh_token grant: a consume that fails', () => {
       armed.on = false;
       assertOAuthError(res, 503, 'temporarily_unavailable');
       assert.match(String(res.headers['retry-after']), /^\d+$/);
-      assert.deepEqual(saved, [], 'no refresh token was written');
+      assert.deepEqual(saved, [], 'nothing was written');
       // The presented token was not consumed: the client may try again once the database is back.
       const again = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(first.refresh_token) }, { basic: WEB1 }));
       assert.equal(typeof again.refresh_token, 'string');
