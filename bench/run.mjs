@@ -81,7 +81,7 @@ const HELP = `Usage: node bench/run.mjs [options]      (npm run bench -- [option
   --mode M            shared | pinned | both (default both)
   --connections N     autocannon connections (default 10)
   --workloads a,b     ${'cc-jwt, cc-opaque, refresh, code, introspect-jwt, introspect-opaque, jwks'} (default all; "none" for none)
-  --targets x,y       portcullis, oidc-provider, jmondi-es256, jmondi-hs256, limit, floor (default all)
+  --targets x,y       portcullis, oidc-provider, jmondi-es256, jmondi-hs256, limit, limit-coalesced, floor (default all)
   --memory            also: ${'60'} s of client_credentials on Portcullis, RSS sampled every second
   --memory-duration S length of that run (default 60)
   --growth            also: refresh and introspection with 1,000,000 refresh tokens in the database
@@ -163,17 +163,18 @@ const TARGETS = {
   'jmondi-es256': { label: '@jmondi ES256', script: 'targets/jmondi.mjs', env: { BENCH_ALG: 'ES256' }, health: '/', alg: 'ES256' },
   'jmondi-hs256': { label: '@jmondi HS256', script: 'targets/jmondi.mjs', env: { BENCH_ALG: 'HS256' }, health: '/', alg: 'HS256' },
   limit: { label: 'limit', script: 'targets/limit.mjs', health: '/jwks', jwks: '/jwks' },
+  'limit-coalesced': { label: 'limit, coalesced', script: 'targets/limit.mjs', env: { BENCH_COALESCE_WRITES: '1' }, health: '/jwks', jwks: '/jwks' },
   floor: { label: 'floor', script: 'targets/floor.mjs', health: '/', floor: true },
 };
 
 const WORKLOADS = [
-  { name: 'cc-jwt', title: 'client_credentials, ES256 JWT', targets: ['portcullis', 'oidc-provider', 'jmondi-es256', 'jmondi-hs256', 'limit', 'floor'] },
+  { name: 'cc-jwt', title: 'client_credentials, ES256 JWT', targets: ['portcullis', 'oidc-provider', 'jmondi-es256', 'jmondi-hs256', 'limit', 'limit-coalesced', 'floor'] },
   { name: 'cc-opaque', title: 'client_credentials, opaque token', targets: ['portcullis', 'oidc-provider'] },
   { name: 'refresh', title: 'refresh_token with rotation', targets: ['portcullis', 'portcullis-1m'] },
   { name: 'code', title: 'authorization_code redemption', targets: ['portcullis'] },
   { name: 'introspect-jwt', title: 'introspection of a JWT access token', targets: ['portcullis', 'portcullis-1m', 'oidc-provider'] },
   { name: 'introspect-opaque', title: 'introspection of an opaque access token', targets: ['portcullis', 'portcullis-1m', 'oidc-provider'] },
-  { name: 'jwks', title: 'JWKS', targets: ['portcullis', 'oidc-provider', 'limit'] },
+  { name: 'jwks', title: 'JWKS', targets: ['portcullis', 'oidc-provider', 'limit', 'limit-coalesced'] },
 ];
 const PUBLIC_TARGETS = Object.keys(TARGETS).filter((t) => t !== 'portcullis-1m' && t !== 'portcullis-base');
 

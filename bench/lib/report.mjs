@@ -96,6 +96,7 @@ const PEER_COLUMNS = [
   ['jmondi-es256', '@jmondi ES256'],
   ['jmondi-hs256', '@jmondi HS256'],
   ['limit', 'limit'],
+  ['limit-coalesced', 'limit, coalesced'],
   ['floor', 'floor'],
 ];
 

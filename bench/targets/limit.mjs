@@ -9,7 +9,10 @@
  *   POST /token   client_credentials only
  *   GET  /jwks    the public key (a constant body)
  *
- * Environment: PORT, HOST (default 127.0.0.1), BENCH_CLIENTS (JSON, see bench/lib/clients.mjs).
+ * Environment: PORT, HOST (default 127.0.0.1), BENCH_CLIENTS (JSON, see bench/lib/clients.mjs),
+ * BENCH_COALESCE_WRITES=1: hold each response until the end of the event loop's poll phase and write
+ * the turn's responses together (what Portcullis's ready-to-run server does, see
+ * src/adapters/node-http.ts `coalesceWrites`), so the bench can show the limit with and without it.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -38,9 +41,29 @@ const dummyDigest = createHash('sha256').update('no such client').digest();
 
 const JSON_HEADERS = { 'content-type': 'application/json;charset=UTF-8', 'cache-control': 'no-store', pragma: 'no-cache' };
 
+const COALESCE = process.env.BENCH_COALESCE_WRITES === '1';
+let queue = [];
+function flush() {
+  const batch = queue;
+  queue = [];
+  for (const [res, status, headers, body] of batch) {
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+}
+
+function write(res, status, headers, body) {
+  if (!COALESCE) {
+    res.writeHead(status, headers);
+    res.end(body);
+    return;
+  }
+  if (queue.length === 0) setImmediate(flush);
+  queue.push([res, status, headers, body]);
+}
+
 function send(res, status, body, extra) {
-  res.writeHead(status, extra === undefined ? { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body) } : { ...JSON_HEADERS, ...extra, 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  write(res, status, extra === undefined ? { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body) } : { ...JSON_HEADERS, ...extra, 'content-length': Buffer.byteLength(body) }, body);
 }
 
 function error(res, status, code, description, extra) {
@@ -97,8 +120,7 @@ function token(res, body, authorization) {
 
 const server = createServer((req, res) => {
   if (req.method === 'GET' && req.url === '/jwks') {
-    res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'public, max-age=300', 'content-length': Buffer.byteLength(jwksBody) });
-    res.end(jwksBody);
+    write(res, 200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'public, max-age=300', 'content-length': Buffer.byteLength(jwksBody) }, jwksBody);
     return;
   }
   if (req.method !== 'POST' || req.url !== '/token') return error(res, 404, 'not_found', 'Not found');

@@ -153,6 +153,7 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
   const pages = withDemoPages(
     toNodeListener(portcullis, {
       trustProxy: config.trustProxy,
+      coalesceWrites: true,
       onError: (err) => logger.error({ err }, 'request failed in the node adapter'),
     }),
     { portcullis, flow, logger },

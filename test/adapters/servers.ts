@@ -26,7 +26,7 @@ import { createMemoryStorage } from '../../src/storage/memory.js';
 
 export const HOST = '127.0.0.1';
 export const MOUNT = '/oauth';
-export const ADAPTERS = ['node', 'fetch', 'express', 'fastify', 'hono', 'hapi'] as const;
+export const ADAPTERS = ['node', 'node-coalesced', 'fetch', 'express', 'fastify', 'hono', 'hapi'] as const;
 export type AdapterName = (typeof ADAPTERS)[number];
 
 export interface MountOptions {
@@ -93,6 +93,10 @@ export async function mount(name: AdapterName, setup: (issuer: string) => Promis
   switch (name) {
     case 'node':
       server.on('request', toNodeListener(portcullis));
+      break;
+    case 'node-coalesced':
+      // What the ready-to-run server uses: responses written together at the end of the poll phase.
+      server.on('request', toNodeListener(portcullis, { coalesceWrites: true }));
       break;
     case 'fetch':
       server.on('request', fetchBridge((request) => portcullis.fetch(request)));
