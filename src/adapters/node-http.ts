@@ -183,14 +183,14 @@ export function unreadableRequestResponse(err: unknown): OAuthResponse {
  * per cookie, no body for HEAD, and the connection closed after a `Connection: close` answer.
  */
 export function writeNodeResponse(req: IncomingMessage, res: ServerResponse, response: OAuthResponse): void {
-  res.statusCode = response.status;
-  for (const key in response.headers) res.setHeader(key, response.headers[key]!);
-  if (response.setCookies !== undefined && response.setCookies.length > 0) res.setHeader('set-cookie', response.setCookies);
-  if (req.method === 'HEAD' || response.body === '') {
-    res.end();
-    return;
-  }
-  res.setHeader('content-length', Buffer.byteLength(response.body));
-  res.end(response.body);
+  // One writeHead with the whole block (headers set on `res` before, e.g. by a wrapper, are kept).
+  const headers: Record<string, string | string[] | number> = {};
+  for (const key in response.headers) headers[key] = response.headers[key]!;
+  if (response.setCookies !== undefined && response.setCookies.length > 0) headers['set-cookie'] = response.setCookies;
+  const withBody = req.method !== 'HEAD' && response.body !== '';
+  if (withBody) headers['content-length'] = Buffer.byteLength(response.body);
+  res.writeHead(response.status, headers);
+  if (withBody) res.end(response.body);
+  else res.end();
   if (response.headers.connection === 'close') res.once('finish', () => req.socket.destroySoon?.());
 }

@@ -33,12 +33,18 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 export function parseBasicAuthorization(header: string | undefined): BasicCredentials | undefined {
   if (header === undefined) return undefined;
-  const match = CREDENTIALS.exec(header.trim());
-  if (match === null) throw malformed('The Authorization header is malformed');
-  if (match[1]!.toLowerCase() !== 'basic') {
-    throw malformed('Unsupported authorization scheme: use HTTP Basic or credentials in the request body');
+  let token: string;
+  if (header.startsWith('Basic ')) {
+    // The usual spelling: what the general syntax below would give, without the regex.
+    token = header.slice(6).trim();
+  } else {
+    const match = CREDENTIALS.exec(header.trim());
+    if (match === null) throw malformed('The Authorization header is malformed');
+    if (match[1]!.toLowerCase() !== 'basic') {
+      throw malformed('Unsupported authorization scheme: use HTTP Basic or credentials in the request body');
+    }
+    token = (match[2] ?? '').trim();
   }
-  const token = (match[2] ?? '').trim();
   if (token === '' || !BASE64.test(token) || token.length % 4 === 1 || (token.includes('=') && token.length % 4 !== 0)) {
     throw malformed('The Basic credentials are not valid base64');
   }
@@ -76,6 +82,7 @@ export function checkClientSecret(client: ClientRecord | undefined, secret: stri
 
 /** RFC 6749 App. B decoding: `+` is a space, then percent-decoding (UTF-8). */
 function formDecode(raw: string): string {
+  if (!raw.includes('%') && !raw.includes('+')) return raw;
   const plus = raw.replace(/\+/g, ' ');
   try {
     return decodeURIComponent(plus);

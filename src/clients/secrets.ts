@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * Client secrets are machine credentials: the server generates them with 256 bits of entropy, so a
@@ -18,11 +18,30 @@ const DUMMY_HASH = hashClientSecret(randomBytes(32).toString('base64url'));
  * (unknown client) the same work is done against a dummy hash, so timing does not tell the two apart.
  */
 export function verifyClientSecret(secret: string, stored: string | undefined): boolean {
-  const [scheme, saltText, digestText] = (stored ?? DUMMY_HASH).split('$');
-  if (scheme !== 'sha256' || saltText === undefined || digestText === undefined) return false;
-  const expected = Buffer.from(digestText, 'base64url');
-  const actual = digest(Buffer.from(saltText, 'base64url'), secret);
-  return expected.length === actual.length && timingSafeEqual(expected, actual) && stored !== undefined;
+  const parsed = parseStoredHash(stored ?? DUMMY_HASH);
+  if (parsed === undefined) return false;
+  const actual = digest(parsed.salt, secret);
+  return parsed.expected.length === actual.length && timingSafeEqual(parsed.expected, actual) && stored !== undefined;
+}
+
+interface ParsedHash {
+  salt: Buffer;
+  expected: Buffer;
+}
+
+/** Stored hashes already split and decoded (they are not secrets: salt and digest). Bounded. */
+const parsedHashes = new Map<string, ParsedHash>();
+const MAX_PARSED_HASHES = 1024;
+
+function parseStoredHash(stored: string): ParsedHash | undefined {
+  const cached = parsedHashes.get(stored);
+  if (cached !== undefined) return cached;
+  const [scheme, saltText, digestText] = stored.split('$');
+  if (scheme !== 'sha256' || saltText === undefined || digestText === undefined) return undefined;
+  const parsed = { salt: Buffer.from(saltText, 'base64url'), expected: Buffer.from(digestText, 'base64url') };
+  if (parsedHashes.size >= MAX_PARSED_HASHES) parsedHashes.clear();
+  parsedHashes.set(stored, parsed);
+  return parsed;
 }
 
 /** A new client secret: 256 random bits, base64url. */
@@ -31,5 +50,6 @@ export function generateClientSecret(): string {
 }
 
 function digest(salt: Buffer, secret: string): Buffer {
-  return createHash('sha256').update(salt).update(secret, 'utf8').digest();
+  // One-shot crypto.hash over salt ‖ secret: the same digest as update(salt).update(secret).
+  return hash('sha256', Buffer.concat([salt, Buffer.from(secret, 'utf8')]), 'buffer');
 }

@@ -1,4 +1,4 @@
-import { createHash, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 // One CSPRNG call fills a pool that many tokens draw from: small randomBytes calls cost more than
 // the bytes themselves on the token endpoint's hot path. Every byte is used once.
@@ -21,7 +21,7 @@ export function randomToken(bytes = 32): string {
 
 /** SHA-256 of a UTF-8 string, base64url: the storage id of a code or token. */
 export function sha256(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
+  return hash('sha256', value, 'base64url');
 }
 
 /** Constant-time string comparison (lengths may differ; the comparison still takes the same path). */

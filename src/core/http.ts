@@ -35,11 +35,9 @@ export const NO_STORE_HEADERS: Readonly<Record<string, string>> = Object.freeze(
 
 /** A JSON response that must never be cached (token, error, introspection, revocation). */
 export function noStoreJson(status: number, body: unknown, extra?: Record<string, string>): OAuthResponse {
-  return {
-    status,
-    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', pragma: 'no-cache', ...extra },
-    body: JSON.stringify(body),
-  };
+  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', pragma: 'no-cache' };
+  if (extra !== undefined) Object.assign(headers, extra);
+  return { status, headers, body: JSON.stringify(body) };
 }
 
 /** A public, cacheable JSON document (discovery, JWKS). */

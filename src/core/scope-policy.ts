@@ -1,5 +1,5 @@
 import { OAuthError } from './errors.js';
-import { difference, parseScope } from './scope.js';
+import { parseScope } from './scope.js';
 import type { ClientRecord } from '../storage/contract.js';
 
 /** Which scopes a client may get: the server's known scopes ∩ the client's registered scope. */
@@ -31,12 +31,13 @@ export class ScopePolicy {
    * the client's registered scope (`invalid_scope` otherwise). No scope requested → the client's scope.
    */
   resolve(requested: string | undefined, client: ClientRecord): string[] {
+    const known = this.known;
     const clientScope = parseScope(client.scope);
     const tokens = parseScope(requested);
-    if (tokens.length === 0) return clientScope.filter((t) => this.known === undefined || this.known.has(t));
-    const unknown = this.known === undefined ? [] : tokens.filter((t) => !this.known!.has(t));
-    const outside = client.scope === undefined ? [] : difference(tokens, clientScope);
-    const refused = [...new Set([...unknown, ...outside])];
+    if (tokens.length === 0) return known === undefined ? clientScope : clientScope.filter((t) => known.has(t));
+    const limited = client.scope !== undefined;
+    // Tokens are distinct (parseScope), so the refused ones are too, in request order.
+    const refused = tokens.filter((t) => (known !== undefined && !known.has(t)) || (limited && !clientScope.includes(t)));
     if (refused.length > 0) {
       throw new OAuthError('invalid_scope', `The requested scope is not allowed: ${refused.join(' ')}`);
     }

@@ -6,6 +6,7 @@ import type { SigningAlgorithm } from '../keys/jwt-signer.js';
 import { ACR_PASSWORD, createIdToken, tokenHash } from '../oidc/id-token.js';
 import type { GrantRecord } from '../storage/contract.js';
 import { assertTargetsAllowed, assertWithinGrant, audienceOf, parseResourceIndicators } from '../tokens/resource-indicators.js';
+import type { AccessTokenInput } from '../tokens/token-service.js';
 import type { GrantContext, TokenResponseBody } from './grant.js';
 
 export interface IssueInput {
@@ -39,8 +40,9 @@ export interface IssueInput {
 export async function issueTokens(ctx: GrantContext, input: IssueInput): Promise<TokenResponseBody> {
   const { server, client } = ctx;
   const delegated = ctx.clientAuthentication === 'delegated';
-  const extraAudience = input.audience === undefined ? [] : typeof input.audience === 'string' ? [input.audience] : input.audience;
-  const targets = [...new Set([...(input.resources ?? []), ...extraAudience])];
+  const resources = input.resources ?? [];
+  // The resources are already de-duplicated (parseResourceIndicators); merge only when there is an audience.
+  const targets = input.audience === undefined ? [...resources] : [...new Set([...resources, ...(typeof input.audience === 'string' ? [input.audience] : input.audience)])];
   const audience = audienceOf(targets);
   // The access token's scope: narrowed to the resource's scopes when one configured resource is targeted.
   const scope = server.tokens.accessScope(input.scope, audience);
@@ -58,15 +60,13 @@ export async function issueTokens(ctx: GrantContext, input: IssueInput): Promise
   }
 
   async function mintDefault(): Promise<TokenResponseBody> {
-    const accessToken = await server.tokens.issueAccessToken({
-      client,
-      scope,
-      ...(input.userId !== undefined ? { userId: input.userId } : {}),
-      ...(input.grant !== undefined ? { grantId: input.grant.id } : {}),
-      ...(extraClaims !== undefined ? { extraClaims } : {}),
-      ...(audience !== undefined ? { audience } : {}),
-      ...(input.ttl !== undefined ? { ttl: input.ttl } : {}),
-    });
+    const request: AccessTokenInput = { client, scope };
+    if (input.userId !== undefined) request.userId = input.userId;
+    if (input.grant !== undefined) request.grantId = input.grant.id;
+    if (extraClaims !== undefined) request.extraClaims = extraClaims;
+    if (audience !== undefined) request.audience = audience;
+    if (input.ttl !== undefined) request.ttl = input.ttl;
+    const accessToken = await server.tokens.issueAccessToken(request);
     const body: TokenResponseBody = {
       access_token: accessToken.token,
       token_type: 'Bearer',

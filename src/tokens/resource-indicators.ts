@@ -27,13 +27,21 @@ const NOT_GRANTED = 'The requested resource is not part of the original grant';
 /** scheme ":" then printable ASCII (RFC 3986 §4.3 absolute-URI; non-ASCII must be percent-encoded). */
 const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+$/;
 
+/** Values that passed {@link resourceIndicatorProblem} (a pure check; the same few come back on every request). Bounded. */
+const wellFormed = new Set<string>();
+const MAX_WELL_FORMED = 256;
+
 /** Why `value` cannot be a resource indicator, or undefined when it can. */
 export function resourceIndicatorProblem(value: string): string | undefined {
+  if (wellFormed.has(value)) return undefined;
   if (value.length > MAX_RESOURCE_LENGTH) return `must be at most ${MAX_RESOURCE_LENGTH} characters`;
   if (!ABSOLUTE_URI.test(value) || !URL.canParse(value)) return 'must be an absolute URI';
   if (value.includes('#')) return 'must not have a fragment';
+  if (wellFormed.size >= MAX_WELL_FORMED) wellFormed.clear();
+  wellFormed.add(value);
   return undefined;
 }
+
 
 /**
  * The `resource` values of a request, checked and de-duplicated (order kept).
