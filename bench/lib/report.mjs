@@ -110,6 +110,8 @@ export function evaluateGoals(rows, extra) {
   add('client_credentials JWT ≥ 2.5× oidc-provider', times(r('oidc-provider')), r('oidc-provider') === undefined ? undefined : r('oidc-provider') >= 2.5);
   add('client_credentials JWT ≥ 2.5× @jmondi (ES256)', times(r('jmondi-es256')), r('jmondi-es256') === undefined ? undefined : r('jmondi-es256') >= 2.5);
   add('client_credentials JWT ≥ 0.9× the limit', times(r('limit')), r('limit') === undefined ? undefined : r('limit') >= 0.9);
+  // Not a goal of issue 7: the limit writing its responses the way Portcullis does, so the ratio above is not read alone.
+  if (r('limit-coalesced') !== undefined) add('(for reading the line above) client_credentials JWT ÷ the limit with coalesced writes', times(r('limit-coalesced')), undefined);
   add('client_credentials JWT ≤ 110 µs server CPU per request', pc?.cpuPerRequest === undefined ? '–' : `${n0(pc.cpuPerRequest)} µs`, pc?.cpuPerRequest === undefined ? undefined : pc.cpuPerRequest <= 110);
   const po = get('cc-opaque', 'portcullis');
   const ro = ratio(po?.rps, get('cc-opaque', 'oidc-provider')?.rps);
