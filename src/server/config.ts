@@ -6,7 +6,7 @@
  * Env: `PORT` (default 3000), `HOST` (default 127.0.0.1), `PORTCULLIS_ISSUER`, `DATABASE_URL`
  * (default `sqlite:./data/portcullis.db`; `postgres://…` for PostgreSQL), `REDIS_URL` (optional,
  * with PostgreSQL: short-lived state in Redis), `PORTCULLIS_KEY_SECRET`, `PORTCULLIS_TRUST_PROXY`,
- * `PORTCULLIS_KEY_RELOAD_SECONDS`, `LOG_LEVEL`.
+ * `PORTCULLIS_COALESCE_WRITES`, `PORTCULLIS_KEY_RELOAD_SECONDS`, `LOG_LEVEL`.
  *
  * Every error is a {@link ConfigError} whose message names the field, e.g.
  * `config: clients[1]: client "web": field "redirect_uris" has "http://x/cb": …`.
@@ -77,6 +77,8 @@ export interface ResolvedConfig {
   keyEncryptionSecret?: string;
   logLevel: LogLevel;
   trustProxy: boolean;
+  /** Write the responses of one event-loop turn together (PORTCULLIS_COALESCE_WRITES, default true; see toNodeListener). */
+  coalesceWrites: boolean;
   clients: ClientMetadataInput[];
   users: UserInput[];
   scopes?: string[] | Record<string, string>;
@@ -310,6 +312,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     keyReloadSeconds: parseKeyReloadSeconds(env.PORTCULLIS_KEY_RELOAD_SECONDS),
     logLevel: parseLogLevel(env.LOG_LEVEL),
     trustProxy: parseBoolean(env.PORTCULLIS_TRUST_PROXY, 'PORTCULLIS_TRUST_PROXY') ?? false,
+    coalesceWrites: parseBoolean(env.PORTCULLIS_COALESCE_WRITES, 'PORTCULLIS_COALESCE_WRITES') ?? true,
     clients: (file.clients ?? []) as ClientMetadataInput[],
     users: (file.users ?? []) as UserInput[],
   };

@@ -153,7 +153,7 @@ export async function startServer(config: ResolvedConfig, options: StartOptions 
   const pages = withDemoPages(
     toNodeListener(portcullis, {
       trustProxy: config.trustProxy,
-      coalesceWrites: true,
+      coalesceWrites: config.coalesceWrites,
       onError: (err) => logger.error({ err }, 'request failed in the node adapter'),
     }),
     { portcullis, flow, logger },

@@ -82,6 +82,7 @@ describe('config file', () => {
     assert.deepEqual(config.users, []);
     assert.equal(config.keyEncryptionSecret, undefined);
     assert.equal(config.trustProxy, false);
+    assert.equal(config.coalesceWrites, true);
   });
 
   test('an unknown top-level key is refused, by name', () => {
@@ -226,6 +227,11 @@ describe('environment overrides', () => {
     assert.match(configError(() => loadConfig({ PORTCULLIS_KEY_SECRET: 'short' }, cwd)), /^PORTCULLIS_KEY_SECRET: must be at least 16 characters$/);
     assert.match(configError(() => loadConfig({ LOG_LEVEL: 'loud' }, cwd)), /^LOG_LEVEL: must be one of trace, debug, info, warn, error, fatal, silent/);
     assert.match(configError(() => loadConfig({ PORTCULLIS_TRUST_PROXY: 'maybe' }, cwd)), /^PORTCULLIS_TRUST_PROXY: must be true or false/);
+    assert.match(configError(() => loadConfig({ PORTCULLIS_COALESCE_WRITES: 'sometimes' }, cwd)), /^PORTCULLIS_COALESCE_WRITES: must be true or false/);
+  });
+
+  test('PORTCULLIS_COALESCE_WRITES=false turns coalesced writes off', () => {
+    assert.equal(loadConfig({ PORTCULLIS_COALESCE_WRITES: 'false' }, withConfig()).coalesceWrites, false);
   });
 
   test('LOG_LEVEL accepts silent; PORTCULLIS_TRUST_PROXY accepts true', () => {

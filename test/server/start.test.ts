@@ -84,6 +84,17 @@ describe('startServer', () => {
     await server.close();
   });
 
+  test('PORTCULLIS_COALESCE_WRITES=false: the server still answers concurrent token requests, each with its own token', async () => {
+    for (const flag of ['false', 'true']) {
+      const { server } = await start(configIn({}, { PORTCULLIS_COALESCE_WRITES: flag }));
+      const responses = await Promise.all(Array.from({ length: 20 }, () => clientCredentials(server.url, 'demo-client', server.demoClient!.client_secret)));
+      assert.deepEqual([...new Set(responses.map((r) => r.status))], [200], flag);
+      const tokens = new Set(await Promise.all(responses.map(async (r) => ((await r.json()) as { access_token: string }).access_token)));
+      assert.equal(tokens.size, 20, flag);
+      await server.close();
+    }
+  });
+
   test('the server timeouts are set', async () => {
     const { server } = await start(configIn({}));
     assert.equal(server.server.requestTimeout, 30_000);
