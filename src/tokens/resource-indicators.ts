@@ -42,7 +42,6 @@ export function resourceIndicatorProblem(value: string): string | undefined {
   return undefined;
 }
 
-
 /**
  * The `resource` values of a request, checked and de-duplicated (order kept).
  * @throws OAuthError `invalid_target` for a malformed value or too many values.
