@@ -10,7 +10,7 @@
  * file with better-sqlite3, cloned from rows the server wrote itself, so the shape is exact
  * (PostgreSQL: bench/lib/postgres.mjs, server-side INSERT … SELECT).
  */
-import { copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -81,7 +81,12 @@ export function preparePortcullis({ dir, name, ids, port, template, pg }) {
   if (pg === undefined) {
     dbFile = join(dir, `${name}.db`);
     for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbFile}${suffix}`, { force: true });
-    if (template !== undefined) copyFileSync(template, dbFile);
+    if (template !== undefined) {
+      copyFileSync(template, dbFile);
+      // The copy is hundreds of MB of dirty pages: written back now, not while the server is
+      // measured (a checkpoint's fsync would otherwise wait behind them).
+      fsyncFile(dbFile);
+    }
   }
   const env = {
     ...baseEnv(),
@@ -94,6 +99,16 @@ export function preparePortcullis({ dir, name, ids, port, template, pg }) {
     LOG_LEVEL: 'warn',
   };
   return { configFile, dbFile, env };
+}
+
+/** Write a file's dirty pages to disk and wait for them. */
+export function fsyncFile(file) {
+  const fd = openSync(file, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The environment without the caller's Portcullis settings (a stray PORTCULLIS_ISSUER would break the run). */
@@ -255,6 +270,22 @@ function withTimeout(promise, ms, what) {
   ]);
 }
 
+const STAMP_ALPHABET = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz';
+const STAMP_LENGTH = 8;
+
+/** A stored id as src/core/crypto.ts `tokenId` makes it: [stamp of `ms`] + SHA-256 of a random token. */
+function storedId(ms, stamped) {
+  const digest = createHash('sha256').update(randomBytes(32)).digest('base64url');
+  if (!stamped) return digest;
+  let t = ms;
+  let stamp = '';
+  for (let i = 0; i < STAMP_LENGTH; i++) {
+    stamp = STAMP_ALPHABET[t % 64] + stamp;
+    t = Math.floor(t / 64);
+  }
+  return stamp + digest;
+}
+
 /**
  * Add `count` refresh tokens, each with its own grant, to a stopped server's database: copies of
  * a refresh-token row and its grant row that the server wrote, with fresh ids, in one transaction.
@@ -273,6 +304,8 @@ export function growDatabase(dbFile, count, log = () => {}) {
     if (template === undefined) throw new Error('growth: no refresh token in the database to copy');
     const grant = db.prepare('SELECT * FROM grants WHERE id = ?').get(template.grant_id);
     if (grant === undefined) throw new Error('growth: the refresh token has no grant');
+    // Ids of the shape the server writes: stamped (time, then hash) when the template is.
+    const stamped = template.id.length === STAMP_LENGTH + 43;
     const artifactColumns = Object.keys(template);
     const grantColumns = Object.keys(grant);
     const insertArtifact = db.prepare(`INSERT INTO artifacts (${artifactColumns.join(', ')}) VALUES (${artifactColumns.map((c) => `@${c}`).join(', ')})`);
@@ -285,7 +318,7 @@ export function growDatabase(dbFile, count, log = () => {}) {
         insertGrant.run({ ...grant, id: grantId, created_at: grant.created_at - age });
         insertArtifact.run({
           ...template,
-          id: createHash('sha256').update(randomBytes(32)).digest('base64url'),
+          id: storedId((template.created_at - age) * 1000 + (i % 1000), stamped),
           grant_id: grantId,
           created_at: template.created_at - age,
           expires_at: template.expires_at - age,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { redirectUriProblem } from '../clients/metadata.js';
-import { randomToken, sha256 } from '../core/crypto.js';
+import { stampedToken, tokenId } from '../core/crypto.js';
 import { OAuthError, StorageUnavailableError, toOAuthError } from '../core/errors.js';
 import { bodyText, parseUrlEncoded, type FormParams } from '../core/form.js';
 import type { OAuthRequest, OAuthResponse } from '../core/http.js';
@@ -245,10 +245,10 @@ export async function completeAuthorizationRequest(
       ...(user.session_id !== undefined ? { sid: user.session_id } : {}),
     },
   });
-  const code = randomToken(32);
+  const code = stampedToken();
   await server.storage.saveArtifact({
     kind: 'authorization_code',
-    id: sha256(code),
+    id: tokenId(code),
     grant_id: grant.id,
     client_id: client.client_id,
     user_id: user.id,

@@ -19,9 +19,58 @@ export function randomToken(bytes = 32): string {
   return token;
 }
 
-/** SHA-256 of a UTF-8 string, base64url: the storage id of a code or token. */
+/** SHA-256 of a UTF-8 string, base64url. */
 export function sha256(value: string): string {
   return hash('sha256', value, 'base64url');
+}
+
+/**
+ * The 64 characters of base64url in ASCII order, so that stamps compare as their times do in
+ * SQLite's and PostgreSQL's byte-wise (`C`) order.
+ */
+const STAMP_ALPHABET = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz';
+/** Characters of a stamp: 48 bits of milliseconds (good until the year 10889). */
+export const STAMP_LENGTH = 8;
+/** Length of a stamped token: the stamp and 256 random bits in base64url. */
+const STAMPED_LENGTH = STAMP_LENGTH + 43;
+
+let lastStampMs = -1;
+let lastStamp = '';
+
+/** The current time in milliseconds as {@link STAMP_LENGTH} characters of {@link STAMP_ALPHABET}. */
+function stamp(): string {
+  const now = Date.now();
+  if (now === lastStampMs) return lastStamp;
+  let t = now;
+  let out = '';
+  for (let i = 0; i < STAMP_LENGTH; i++) {
+    out = STAMP_ALPHABET[t % 64]! + out;
+    t = Math.floor(t / 64);
+  }
+  lastStampMs = now;
+  lastStamp = out;
+  return out;
+}
+
+/**
+ * A code or token to be stored: {@link STAMP_LENGTH} characters of issue time (milliseconds) then
+ * 256 random bits, base64url characters throughout. The stamp is not secret (a JWT's `iat` says as
+ * much); it only makes {@link tokenId} grow with time. See {@link tokenId}.
+ */
+export function stampedToken(): string {
+  return stamp() + randomToken(32);
+}
+
+/**
+ * The storage id of a code or token: its SHA-256 (base64url), so a database read never yields a
+ * usable token. A stamped token's id starts with its stamp: ids issued together then sit side by
+ * side in the `(kind, id)` index, and a group commit writes one index page instead of one per token
+ * (docs/performance.md). Tokens of any other shape (those issued before stamps: 43 characters)
+ * keep the plain hash, so they still work.
+ */
+export function tokenId(token: string): string {
+  const digest = hash('sha256', token, 'base64url');
+  return token.length === STAMPED_LENGTH ? token.slice(0, STAMP_LENGTH) + digest : digest;
 }
 
 /** Constant-time string comparison (lengths may differ; the comparison still takes the same path). */

@@ -1,5 +1,5 @@
 import { authenticateClient } from '../client-auth/index.js';
-import { sha256 } from '../core/crypto.js';
+import { tokenId } from '../core/crypto.js';
 import { OAuthError } from '../core/errors.js';
 import { parseForm } from '../core/form.js';
 import type { OAuthRequest, OAuthResponse } from '../core/http.js';
@@ -26,7 +26,7 @@ export async function revocationEndpoint(req: OAuthRequest, server: ServerContex
   for (const kind of order) {
     if (kind === 'refresh_token') {
       if (token.length > 1024) continue;
-      const record = await server.storage.findArtifact('refresh_token', sha256(token), now);
+      const record = await server.storage.findArtifact('refresh_token', tokenId(token), now);
       if (record === undefined) continue;
       if (record.client_id === client.client_id && record.grant_id !== undefined) {
         await server.storage.revokeGrant(record.grant_id, now);
@@ -37,7 +37,7 @@ export async function revocationEndpoint(req: OAuthRequest, server: ServerContex
     const info = await server.tokens.inspectAccessToken(token);
     if (info === undefined) continue;
     if (info.client_id === client.client_id) {
-      if (info.format === 'opaque') await server.storage.revokeArtifact('access_token', sha256(token), now);
+      if (info.format === 'opaque') await server.storage.revokeArtifact('access_token', tokenId(token), now);
       else if (info.jti !== undefined) await server.tokens.revokeJwtAccessToken(info.jti, info.exp);
       server.logger.info({ event: 'access_token.revoked', client_id: client.client_id }, 'access token revoked');
     }

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { OAuthError } from '../core/errors.js';
-import { sha256 } from '../core/crypto.js';
+import { tokenId } from '../core/crypto.js';
 import { PKCE_VALUE } from '../authorize/request.js';
 import type { GrantContext, GrantHandler } from './grant.js';
 import { grantedResources } from '../tokens/resource-indicators.js';
@@ -25,7 +25,7 @@ export const authorizationCodeGrant: GrantHandler = {
     const code = params.code;
     if (code === undefined) throw new OAuthError('invalid_request', 'Missing parameter: code');
     const now = server.clock();
-    const id = code.length <= 512 ? sha256(code) : '';
+    const id = code.length <= 512 ? tokenId(code) : '';
     const record = id === '' ? undefined : await server.storage.findArtifact('authorization_code', id, now);
     if (record === undefined || record.grant_id === undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'unknown or expired code' });
     if (record.client_id !== client.client_id) throw new OAuthError('invalid_grant', INVALID, { detail: `code of ${record.client_id} presented by ${client.client_id}` });

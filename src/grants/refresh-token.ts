@@ -1,5 +1,5 @@
 import { OAuthError } from '../core/errors.js';
-import { sha256 } from '../core/crypto.js';
+import { tokenId } from '../core/crypto.js';
 import { difference, parseScope } from '../core/scope.js';
 import type { GrantContext, GrantHandler } from './grant.js';
 import { grantedResources } from '../tokens/resource-indicators.js';
@@ -22,7 +22,7 @@ export const refreshTokenGrant: GrantHandler = {
     const value = params.refresh_token;
     if (value === undefined) throw new OAuthError('invalid_request', 'Missing parameter: refresh_token');
     const now = server.clock();
-    const id = sha256(value);
+    const id = tokenId(value);
     const record = await server.storage.findArtifact('refresh_token', id, now);
     if (record === undefined || record.grant_id === undefined) throw new OAuthError('invalid_grant', INVALID, { detail: 'unknown or expired refresh token' });
     if (record.client_id !== client.client_id) {

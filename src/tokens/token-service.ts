@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
-import { randomToken, sha256 } from '../core/crypto.js';
+import { randomToken, stampedToken, tokenId } from '../core/crypto.js';
 import { OAuthError } from '../core/errors.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import type { SigningAlgorithm } from '../keys/jwt-signer.js';
@@ -111,8 +111,8 @@ export class TokenService {
   }
 
   /**
-   * Mint an access token. JWT tokens follow RFC 9068 (`typ: at+jwt`); opaque ones are 256 random
-   * bits stored under their SHA-256. `expiresIn` is always the real lifetime.
+   * Mint an access token. JWT tokens follow RFC 9068 (`typ: at+jwt`); opaque ones are a time stamp
+   * and 256 random bits, stored under their hash ({@link tokenId}). `expiresIn` is always the real lifetime.
    * @see https://www.rfc-editor.org/rfc/rfc9068#section-2.2
    */
   async issueAccessToken(input: AccessTokenInput): Promise<IssuedAccessToken> {
@@ -126,10 +126,10 @@ export class TokenService {
     const scope = input.scope.join(' ');
     const extra = filterClaims(input.extraClaims);
     if (format === 'opaque') {
-      const token = randomToken(32);
+      const token = stampedToken();
       const record: ArtifactRecord = {
         kind: 'access_token',
-        id: sha256(token),
+        id: tokenId(token),
         client_id: input.client.client_id,
         scope,
         created_at: now,
@@ -181,13 +181,13 @@ export class TokenService {
     return grant;
   }
 
-  /** Mint a refresh token of the grant: 256 random bits, stored hashed, never outliving the grant. */
+  /** Mint a refresh token of the grant: a stamped token (a time stamp and 256 random bits), stored hashed, never outliving the grant. */
   async issueRefreshToken(grant: GrantRecord): Promise<string> {
     const now = this.#o.clock();
-    const token = randomToken(32);
+    const token = stampedToken();
     const record: ArtifactRecord = {
       kind: 'refresh_token',
-      id: sha256(token),
+      id: tokenId(token),
       grant_id: grant.id,
       client_id: grant.client_id,
       scope: grant.scope,
@@ -230,7 +230,7 @@ export class TokenService {
       if (Object.keys(extra).length > 0) info.extra = extra;
       return info;
     }
-    const record = await this.#o.storage.findArtifact('access_token', sha256(token), now);
+    const record = await this.#o.storage.findArtifact('access_token', tokenId(token), now);
     if (record === undefined || record.revoked_at !== undefined) return undefined;
     const data = record.data ?? {};
     const info: AccessTokenInfo = {
@@ -251,7 +251,7 @@ export class TokenService {
   async inspectRefreshToken(token: string): Promise<RefreshTokenInfo | undefined> {
     if (token.length > 1024) return undefined;
     const now = this.#o.clock();
-    const record = await this.#o.storage.findArtifact('refresh_token', sha256(token), now);
+    const record = await this.#o.storage.findArtifact('refresh_token', tokenId(token), now);
     if (record === undefined || record.revoked_at !== undefined || record.consumed_at !== undefined || record.grant_id === undefined) return undefined;
     const grant = await this.#o.storage.getGrant(record.grant_id);
     if (grant === undefined || grant.revoked_at !== undefined || grant.expires_at <= now) return undefined;

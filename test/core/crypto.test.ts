@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { randomToken } from '../../src/core/crypto.js';
+import { createHash } from 'node:crypto';
+import { randomToken, sha256, STAMP_LENGTH, stampedToken, tokenId } from '../../src/core/crypto.js';
 
 describe('randomToken (pooled CSPRNG)', () => {
   it('gives distinct tokens of the requested size across many pool refills', () => {
@@ -22,5 +23,62 @@ describe('randomToken (pooled CSPRNG)', () => {
     for (let i = 0; i < 4000; i++) for (const b of Buffer.from(randomToken(32), 'base64url')) counts[b]! += 1;
     const expected = (4000 * 32) / 256;
     for (const c of counts) assert.ok(c > expected * 0.7 && c < expected * 1.3, `byte frequency ${c} vs ${expected}`);
+  });
+});
+
+/** Decode a stamp (the ASCII-ordered base64url alphabet) back to milliseconds. */
+function stampMs(token: string): number {
+  const alphabet = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz';
+  let ms = 0;
+  for (const ch of token.slice(0, STAMP_LENGTH)) ms = ms * 64 + alphabet.indexOf(ch);
+  return ms;
+}
+
+describe('stampedToken and tokenId (storage ids that grow with time)', () => {
+  it('a stamped token is 8 characters of issue time and 256 random bits, all base64url characters', () => {
+    const before = Date.now();
+    const token = stampedToken();
+    const after = Date.now();
+    assert.match(token, /^[A-Za-z0-9_-]{51}$/);
+    assert.equal(Buffer.from(token.slice(STAMP_LENGTH), 'base64url').length, 32);
+    const ms = stampMs(token);
+    assert.ok(ms >= before && ms <= after, `stamp ${ms} within [${before}, ${after}]`);
+  });
+
+  it('the id of a stamped token is its stamp then the SHA-256 of the whole token; the id never contains the random part', () => {
+    const token = stampedToken();
+    const id = tokenId(token);
+    assert.equal(id, token.slice(0, STAMP_LENGTH) + createHash('sha256').update(token).digest('base64url'));
+    assert.ok(!id.includes(token.slice(STAMP_LENGTH, STAMP_LENGTH + 12)));
+  });
+
+  it('a token of any other shape (one issued before stamps: 43 characters) keeps the plain SHA-256 id', () => {
+    const legacy = randomToken(32);
+    assert.equal(legacy.length, 43);
+    assert.equal(tokenId(legacy), sha256(legacy));
+    assert.equal(tokenId('x'), sha256('x'));
+    // 51 characters but not issued by us: still only found under its own hash, never under another token's
+    const forged = `${stampedToken().slice(0, STAMP_LENGTH)}${'A'.repeat(43)}`;
+    assert.notEqual(tokenId(forged), tokenId(stampedToken()));
+  });
+
+  it('ids of tokens issued later sort after earlier ones in byte order (what SQLite and PostgreSQL "C" compare)', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push(tokenId(stampedToken()));
+      await new Promise((resolve) => setTimeout(resolve, 3));
+    }
+    const byBytes = [...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    assert.deepEqual(byBytes, ids);
+    // and the order holds across a change of the highest stamp digit too
+    const early = stampMs('-zzzzzzz' + 'A'.repeat(43));
+    const late = stampMs('0-------' + 'A'.repeat(43));
+    assert.ok(early < late && '-zzzzzzz' < '0-------');
+  });
+
+  it('distinct tokens issued in the same millisecond get distinct ids', () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 2000; i++) ids.add(tokenId(stampedToken()));
+    assert.equal(ids.size, 2000);
   });
 });

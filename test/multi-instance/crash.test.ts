@@ -12,8 +12,8 @@
  *   grant); no rotation minted twice (at most one live refresh token per grant).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { tokenId } from '../../src/core/crypto.js';
 import { postgresAvailable, redisAvailable, serviceGate, withPg, dropStaleTestData } from '../storage/pg-helpers.js';
 import {
   Agent,
@@ -41,9 +41,6 @@ if (pgGate.skip === false) await dropStaleTestData({ redis: redisUp });
 const CODES = 30;
 const CHAINS = 10;
 
-function sha256(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
-}
 
 type Outcome = { reply: Reply } | { lost: string };
 
@@ -222,7 +219,7 @@ for (const backend of ['postgres', 'postgres+redis'] as const) {
           assert.equal(code.consumed, true, `a ${t.kind} exists while its code is not consumed`);
         }
         for (const c of burstCodes) {
-          const row = codesById.get(sha256(c.code));
+          const row = codesById.get(tokenId(c.code));
           assert.ok(row !== undefined, 'the burst code is stored');
           const family = tokens.filter((t) => t.grant_id === row.grant);
           assert.ok(family.filter((t) => t.kind === 'access_token').length <= 1, 'one code, at most one access token');

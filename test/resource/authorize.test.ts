@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { AuthorizationRequest } from '../../src/authorize/request.js';
 import type { OAuthResponse } from '../../src/core/http.js';
-import { sha256 } from '../../src/core/crypto.js';
+import { tokenId } from '../../src/core/crypto.js';
 import { assertOAuthError, assertTokenResponse, ISSUER, type Harness } from '../helpers/harness.js';
 import { API_A, API_B, API_OTHER, API_SHORT, body, createResourceHarness, form, jwtParts, RS_B } from './helpers.js';
 
@@ -102,7 +102,7 @@ describe('RFC 8707 resource at the authorization endpoint', () => {
 
   it('the code and the grant store the resources', async () => {
     const value = await code([API_A, API_B]);
-    const record = await h.storage.findArtifact('authorization_code', sha256(value), h.clock.now());
+    const record = await h.storage.findArtifact('authorization_code', tokenId(value), h.clock.now());
     assert.deepEqual(record?.data?.resources, [API_A, API_B]);
     const grant = await h.storage.getGrant(record!.grant_id!);
     assert.deepEqual(grant?.data?.resources, [API_A, API_B]);

@@ -11,6 +11,7 @@ import { createExpressApp } from '../../examples/server-object/express-app.js';
 import { createServerFromRepositories, seedExampleData } from '../../examples/server-object/from-repositories.js';
 import { createExampleDb, hashPassword, InMemoryUserRepository, type ExampleDb } from '../../examples/server-object/repositories.js';
 import { AuthorizationServer } from '../../src/server-object/index.js';
+import { tokenId } from '../../src/core/crypto.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { CookieBrowser, listen, type Listening } from './browser.js';
 
@@ -272,7 +273,7 @@ for (const [name, setup] of [['Portcullis storage', storageSetup], ['seed reposi
       it('codes and tokens are mirrored into the app tables (hashed), and revocations there are honoured', async () => {
         const config = await webConfig();
         const tokens = await codeFlow(config);
-        const id = createHash('sha256').update(tokens.refresh_token!).digest('base64url');
+        const id = tokenId(tokens.refresh_token!);
         const row = [...s.db.tokens.values()].find((r) => r.refreshToken === id);
         assert.ok(row, 'the refresh token has a row, under its hash');
         assert.equal(row.user?.id, ALICE.id);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { StorageUnavailableError } from '../../src/errors.js';
-import { sha256 } from '../../src/core/crypto.js';
+import { randomToken, sha256, tokenId } from '../../src/core/crypto.js';
 import { consumeFaults } from '../helpers/consume-faults.js';
 import { assertOAuthError, assertTokenResponse, createHarness, WEB1, WEB2, type Harness } from '../helpers/harness.js';
 
@@ -138,6 +138,44 @@ describe('refresh_token grant', () => {
  * was tried: it saved nothing measurable on SQLite and left tokens without a consumed parent after a
  * crash; test/multi-instance/crash.test.ts checks that stored state.)
  */
+describe('tokens issued before stamped ids (43 characters, stored under their plain SHA-256)', () => {
+  it('a stored legacy refresh token still rotates, and its reuse still revokes the grant', async () => {
+    const h = await createHarness();
+    try {
+      const first = await login(h, WEB1);
+      assert.equal(first.refresh.length, 51, 'new refresh tokens are stamped');
+      const stored = await h.storage.findArtifact('refresh_token', tokenId(first.refresh), h.clock.now());
+      assert.ok(stored !== undefined && stored.id.startsWith(first.refresh.slice(0, 8)));
+      // A token as the previous release issued it, under the same grant.
+      const legacy = randomToken(32);
+      await h.storage.saveArtifact({ ...stored, id: sha256(legacy) });
+      const rotated = assertTokenResponse(await h.post('/token', { grant_type: 'refresh_token', refresh_token: legacy }, { basic: WEB1 }));
+      assert.equal(String(rotated.refresh_token).length, 51, 'its successor is stamped');
+      assert.equal(await active(h, String(rotated.access_token)), true);
+      assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: legacy }, { basic: WEB1 }), 400, 'invalid_grant');
+      assert.equal(await active(h, String(rotated.access_token)), false, 'reuse of the legacy token revoked the grant');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a stored legacy refresh token can be revoked (RFC 7009) and then no longer refreshes', async () => {
+    const h = await createHarness();
+    try {
+      const first = await login(h, WEB1);
+      const stored = await h.storage.findArtifact('refresh_token', tokenId(first.refresh), h.clock.now());
+      assert.ok(stored !== undefined);
+      const legacy = randomToken(32);
+      await h.storage.saveArtifact({ ...stored, id: sha256(legacy) });
+      assert.equal((await h.post('/revoke', { token: legacy, token_type_hint: 'refresh_token' }, { basic: WEB1 })).status, 200);
+      assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: legacy }, { basic: WEB1 }), 400, 'invalid_grant');
+      assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: first.refresh }, { basic: WEB1 }), 400, 'invalid_grant');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('refresh_token grant: a consume that fails', () => {
   it('a token revoked between the checks and the consume: invalid_grant, and no new token is written', async () => {
     const { storage, saved, armed } = consumeFaults('refresh_token', async (inner, id) => {
@@ -150,7 +188,7 @@ describe('refresh_token grant: a consume that fails', () => {
       assertOAuthError(await h.post('/token', { grant_type: 'refresh_token', refresh_token: String(first.refresh_token) }, { basic: WEB1 }), 400, 'invalid_grant');
       armed.on = false;
       assert.deepEqual(saved, [], 'nothing was written');
-      assert.notEqual((await storage.findArtifact('refresh_token', sha256(String(first.refresh_token)), h.clock.now()))?.revoked_at, undefined);
+      assert.notEqual((await storage.findArtifact('refresh_token', tokenId(String(first.refresh_token)), h.clock.now()))?.revoked_at, undefined);
     } finally {
       await h.close();
     }
