@@ -286,6 +286,16 @@ function storedId(ms, stamped) {
   return stamp + digest;
 }
 
+/** A version 7 UUID of the time `ms`, as src/core/crypto.ts `uuidv7` makes grant ids. */
+function uuidv7At(ms) {
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(ms, 0, 6);
+  bytes[6] = 0x70 | (bytes[6] & 0x0f);
+  bytes[8] = 0x80 | (bytes[8] & 0x3f);
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 /**
  * Add `count` refresh tokens, each with its own grant, to a stopped server's database: copies of
  * a refresh-token row and its grant row that the server wrote, with fresh ids, in one transaction.
@@ -306,13 +316,14 @@ export function growDatabase(dbFile, count, log = () => {}) {
     if (grant === undefined) throw new Error('growth: the refresh token has no grant');
     // Ids of the shape the server writes: stamped (time, then hash) when the template is.
     const stamped = template.id.length === STAMP_LENGTH + 43;
+    const v7 = grant.id[14] === '7';
     const artifactColumns = Object.keys(template);
     const grantColumns = Object.keys(grant);
     const insertArtifact = db.prepare(`INSERT INTO artifacts (${artifactColumns.join(', ')}) VALUES (${artifactColumns.map((c) => `@${c}`).join(', ')})`);
     const insertGrant = db.prepare(`INSERT INTO grants (${grantColumns.join(', ')}) VALUES (${grantColumns.map((c) => `@${c}`).join(', ')})`);
     const batch = db.transaction((from, to) => {
       for (let i = from; i < to; i++) {
-        const grantId = randomUUID();
+        const grantId = v7 ? uuidv7At((grant.created_at - age) * 1000 + (i % 1000)) : randomUUID();
         // Spread the creation times over the past 10 days, as real traffic would.
         const age = i % 864_000;
         insertGrant.run({ ...grant, id: grantId, created_at: grant.created_at - age });

@@ -6,7 +6,7 @@
  * Env: `PORT` (default 3000), `HOST` (default 127.0.0.1), `PORTCULLIS_ISSUER`, `DATABASE_URL`
  * (default `sqlite:./data/portcullis.db`; `postgres://…` for PostgreSQL), `REDIS_URL` (optional,
  * with PostgreSQL: short-lived state in Redis), `PORTCULLIS_KEY_SECRET`, `PORTCULLIS_TRUST_PROXY`,
- * `PORTCULLIS_COALESCE_WRITES`, `PORTCULLIS_KEY_RELOAD_SECONDS`, `LOG_LEVEL`.
+ * `PORTCULLIS_COALESCE_WRITES`, `PORTCULLIS_KEY_RELOAD_SECONDS`, `PORTCULLIS_SQLITE_CACHE_MIB`, `LOG_LEVEL`.
  *
  * Every error is a {@link ConfigError} whose message names the field, e.g.
  * `config: clients[1]: client "web": field "redirect_uris" has "http://x/cb": …`.
@@ -33,7 +33,14 @@ export const DEFAULT_HOST = '127.0.0.1';
 
 /** Where the server keeps its state. */
 export type DatabaseConfig =
-  | { kind: 'sqlite'; /** Absolute path, or `:memory:`. */ filename: string; url: string }
+  | {
+      kind: 'sqlite';
+      /** Absolute path, or `:memory:`. */
+      filename: string;
+      url: string;
+      /** PORTCULLIS_SQLITE_CACHE_MIB: the page cache in MiB (default: the storage's, 8). */
+      cacheSizeMiB?: number;
+    }
   | { kind: 'memory'; url: string }
   | {
       kind: 'postgres';
@@ -297,6 +304,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const keyEncryptionSecret = envSecret ?? file.keyEncryptionSecret;
 
   const database = parseDatabaseUrl(nonEmpty(env.DATABASE_URL) ?? DEFAULT_DATABASE_URL, cwd);
+  const cacheSizeMiB = parseCacheMiB(env.PORTCULLIS_SQLITE_CACHE_MIB);
+  if (cacheSizeMiB !== undefined) {
+    if (database.kind !== 'sqlite') throw new ConfigError('PORTCULLIS_SQLITE_CACHE_MIB: only for a sqlite: DATABASE_URL (unset it, or use SQLite)');
+    database.cacheSizeMiB = cacheSizeMiB;
+  }
   const redisUrl = nonEmpty(env.REDIS_URL);
   const redis = redisUrl === undefined ? undefined : parseRedisUrl(redisUrl);
   if (redis !== undefined && database.kind !== 'postgres') {
@@ -443,6 +455,16 @@ export function redactUrl(value: string): string {
   } catch {
     return '(unparsable URL)';
   }
+}
+
+function parseCacheMiB(value: string | undefined): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const text = value.trim();
+  const mib = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(mib) || mib < 1 || mib > 65_536) {
+    throw new ConfigError(`PORTCULLIS_SQLITE_CACHE_MIB: must be a whole number of MiB from 1 to 65536 (got ${JSON.stringify(value)})`);
+  }
+  return mib;
 }
 
 function parseKeyReloadSeconds(value: string | undefined): number {

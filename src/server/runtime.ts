@@ -25,7 +25,7 @@ export async function openStorage(database: DatabaseConfig, redis?: RedisConfig)
     case 'memory':
       return createMemoryStorage();
     case 'sqlite':
-      return createSqliteStorage({ filename: database.filename });
+      return createSqliteStorage(database.cacheSizeMiB === undefined ? { filename: database.filename } : { filename: database.filename, cacheSizeMiB: database.cacheSizeMiB });
     case 'postgres': {
       const postgres: PostgresStorageOptions = { connectionString: database.connectionString };
       if (database.schema !== undefined) postgres.schema = database.schema;

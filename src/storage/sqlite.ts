@@ -3,7 +3,8 @@
  * {@link createSqliteStorage} opens a file — importing this module never needs it).
  *
  * - The connection runs in WAL mode with `synchronous = NORMAL`, `busy_timeout = 5000`,
- *   `foreign_keys = ON` and a 32 MiB page cache; several processes may share one database file.
+ *   `foreign_keys = ON` and an 8 MiB page cache ({@link DEFAULT_SQLITE_CACHE_MIB}, option
+ *   `cacheSizeMiB`); several processes may share one database file.
  * - Migrations are applied at open, each once, in its own `BEGIN IMMEDIATE` transaction, and
  *   recorded in `schema_migrations`.
  * - Every statement is prepared once, in the constructor.
@@ -82,8 +83,19 @@ export interface SqliteDatabase {
   close(): unknown;
 }
 
-/** Open (or create) a database file — `:memory:` for a private in-memory database — or adopt an open connection. */
-export type SqliteStorageOptions = { filename: string } | { database: SqliteDatabase };
+/**
+ * Open (or create) a database file — `:memory:` for a private in-memory database — or adopt an open
+ * connection. `cacheSizeMiB`: the connection's page cache (default {@link DEFAULT_SQLITE_CACHE_MIB}).
+ */
+export type SqliteStorageOptions = { filename: string; cacheSizeMiB?: number } | { database: SqliteDatabase; cacheSizeMiB?: number };
+
+/**
+ * The page cache of the request connection, in MiB, unless `cacheSizeMiB` says otherwise: 4 times
+ * SQLite's 2 MiB. It holds every interior page of the indexes of a million tokens; stamped token
+ * ids keep new rows on a few leaves at the end of the index (docs/performance.md). The cache is
+ * the server's memory (SQLite's own allocations), filled once and kept.
+ */
+export const DEFAULT_SQLITE_CACHE_MIB = 8;
 
 interface Migration {
   version: number;
@@ -551,15 +563,16 @@ export class SqliteStorage implements Storage {
     this.#cacheChecked = false;
   };
 
-  constructor(db: SqliteDatabase) {
+  constructor(db: SqliteDatabase, options: { cacheSizeMiB?: number } = {}) {
     this.#db = db;
+    const cacheMiB = options.cacheSizeMiB ?? DEFAULT_SQLITE_CACHE_MIB;
+    if (!Number.isFinite(cacheMiB) || cacheMiB < 1) throw new RangeError(`cacheSizeMiB: must be a number of MiB, at least 1 (got ${String(cacheMiB)})`);
     try {
       db.pragma('busy_timeout = 5000');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
-      // 32 MiB of page cache instead of SQLite's 2 MiB: the indexes of a big token table stay in
-      // memory (1,000,000 refresh tokens: refresh +12 % req/s, p99 −11 %; docs/performance.md).
-      db.pragma(`cache_size = ${CACHE_SIZE_KIB}`);
+      // Negative: a size in KiB rather than in pages.
+      db.pragma(`cache_size = ${-Math.round(cacheMiB * 1024)}`);
       db.pragma('foreign_keys = ON');
       migrate(db);
       const s = prepareStatements(db);
@@ -998,9 +1011,6 @@ interface QueuedWrite {
   reject: (reason: unknown) => void;
 }
 
-/** SQLite's page cache per connection: negative means KiB (32 MiB). */
-const CACHE_SIZE_KIB = -32_768;
-
 /** Records per cache at most (a full cache is emptied). */
 const MAX_CACHED_RECORDS = 1000;
 
@@ -1079,7 +1089,8 @@ function loadDriver(): DatabaseConstructor {
  * @throws StorageUnavailableError when the file cannot be opened or the database stays busy.
  */
 export function createSqliteStorage(options: SqliteStorageOptions): SqliteStorage {
-  if ('database' in options) return new SqliteStorage(options.database);
+  const settings = options.cacheSizeMiB === undefined ? {} : { cacheSizeMiB: options.cacheSizeMiB };
+  if ('database' in options) return new SqliteStorage(options.database, settings);
   const { filename } = options;
   const Database = loadDriver();
   if (filename !== ':memory:' && filename !== '' && !filename.startsWith('file:')) {
@@ -1093,7 +1104,7 @@ export function createSqliteStorage(options: SqliteStorageOptions): SqliteStorag
   }
   let storage: SqliteStorage;
   try {
-    storage = new SqliteStorage(db);
+    storage = new SqliteStorage(db, settings);
   } catch (err) {
     db.close();
     throw err;

@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
-import { randomToken, stampedToken, tokenId } from '../core/crypto.js';
+import { randomToken, stampedToken, tokenId, uuidv7 } from '../core/crypto.js';
 import { OAuthError } from '../core/errors.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import type { SigningAlgorithm } from '../keys/jwt-signer.js';
@@ -167,7 +166,7 @@ export class TokenService {
   }): Promise<GrantRecord> {
     const now = this.#o.clock();
     const grant: GrantRecord = {
-      id: randomUUID(),
+      id: uuidv7(),
       client_id: input.client.client_id,
       scope: input.scope.join(' '),
       grant_type: input.grantType,

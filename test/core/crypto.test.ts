@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createHash } from 'node:crypto';
-import { randomToken, sha256, STAMP_LENGTH, stampedToken, tokenId } from '../../src/core/crypto.js';
+import { randomToken, sha256, STAMP_LENGTH, stampedToken, tokenId, uuidv7 } from '../../src/core/crypto.js';
 
 describe('randomToken (pooled CSPRNG)', () => {
   it('gives distinct tokens of the requested size across many pool refills', () => {
@@ -80,5 +80,25 @@ describe('stampedToken and tokenId (storage ids that grow with time)', () => {
     const ids = new Set<string>();
     for (let i = 0; i < 2000; i++) ids.add(tokenId(stampedToken()));
     assert.equal(ids.size, 2000);
+  });
+});
+
+describe('uuidv7 (grant ids)', () => {
+  it('is an RFC 9562 version 7 UUID whose first 48 bits are the time in milliseconds', () => {
+    const before = Date.now();
+    const id = uuidv7();
+    const after = Date.now();
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const ms = parseInt(id.replace(/-/g, '').slice(0, 12), 16);
+    assert.ok(ms >= before && ms <= after);
+  });
+
+  it('ids made later sort later, and 5,000 made at once are distinct', async () => {
+    const first = uuidv7();
+    await new Promise((resolve) => setTimeout(resolve, 3));
+    assert.ok(first < uuidv7());
+    const ids = new Set<string>();
+    for (let i = 0; i < 5000; i++) ids.add(uuidv7());
+    assert.equal(ids.size, 5000);
   });
 });

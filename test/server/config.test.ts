@@ -228,6 +228,17 @@ describe('environment overrides', () => {
     assert.match(configError(() => loadConfig({ LOG_LEVEL: 'loud' }, cwd)), /^LOG_LEVEL: must be one of trace, debug, info, warn, error, fatal, silent/);
     assert.match(configError(() => loadConfig({ PORTCULLIS_TRUST_PROXY: 'maybe' }, cwd)), /^PORTCULLIS_TRUST_PROXY: must be true or false/);
     assert.match(configError(() => loadConfig({ PORTCULLIS_COALESCE_WRITES: 'sometimes' }, cwd)), /^PORTCULLIS_COALESCE_WRITES: must be true or false/);
+    for (const bad of ['0', '-8', '1.5', 'lots', '65537']) {
+      assert.match(configError(() => loadConfig({ PORTCULLIS_SQLITE_CACHE_MIB: bad }, cwd)), /^PORTCULLIS_SQLITE_CACHE_MIB: must be a whole number of MiB from 1 to 65536/, bad);
+    }
+    assert.match(configError(() => loadConfig({ PORTCULLIS_SQLITE_CACHE_MIB: '64', DATABASE_URL: 'memory:' }, cwd)), /^PORTCULLIS_SQLITE_CACHE_MIB: only for a sqlite: DATABASE_URL/);
+  });
+
+  test('PORTCULLIS_SQLITE_CACHE_MIB sizes the SQLite page cache; unset, the storage default applies', () => {
+    const set = loadConfig({ PORTCULLIS_SQLITE_CACHE_MIB: '64' }, withConfig()).database;
+    assert.ok(set.kind === 'sqlite' && set.cacheSizeMiB === 64);
+    const unset = loadConfig({}, withConfig()).database;
+    assert.ok(unset.kind === 'sqlite' && unset.cacheSizeMiB === undefined);
   });
 
   test('PORTCULLIS_COALESCE_WRITES=false turns coalesced writes off', () => {

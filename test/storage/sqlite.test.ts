@@ -217,11 +217,21 @@ describe('SqliteStorage', () => {
       assert.equal(db.pragma('synchronous', { simple: true }), 1); // NORMAL
       assert.equal(db.pragma('busy_timeout', { simple: true }), 5000);
       assert.equal(db.pragma('foreign_keys', { simple: true }), 1);
-      assert.equal(db.pragma('cache_size', { simple: true }), -32768); // 32 MiB
+      assert.equal(db.pragma('cache_size', { simple: true }), -8192); // 8 MiB
     } finally {
       await storage.close();
     }
     assert.equal(db.open, false, 'close() closes the adopted connection');
+    const bigger = createSqliteStorage({ filename: path, cacheSizeMiB: 64 });
+    await bigger.close();
+    const adopted = new Database(path);
+    const custom = createSqliteStorage({ database: adopted, cacheSizeMiB: 3 });
+    try {
+      assert.equal(adopted.pragma('cache_size', { simple: true }), -3072, 'cacheSizeMiB sets the page cache');
+    } finally {
+      await custom.close();
+    }
+    assert.throws(() => createSqliteStorage({ filename: path, cacheSizeMiB: 0 }), /cacheSizeMiB: must be a number of MiB, at least 1/);
     const raw = new Database(path, { readonly: true });
     try {
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
