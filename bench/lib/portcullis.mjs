@@ -323,9 +323,9 @@ export function growDatabase(dbFile, count, log = () => {}) {
     const insertGrant = db.prepare(`INSERT INTO grants (${grantColumns.join(', ')}) VALUES (${grantColumns.map((c) => `@${c}`).join(', ')})`);
     const batch = db.transaction((from, to) => {
       for (let i = from; i < to; i++) {
-        const grantId = v7 ? uuidv7At((grant.created_at - age) * 1000 + (i % 1000)) : randomUUID();
         // Spread the creation times over the past 10 days, as real traffic would.
         const age = i % 864_000;
+        const grantId = v7 ? uuidv7At((grant.created_at - age) * 1000 + (i % 1000)) : randomUUID();
         insertGrant.run({ ...grant, id: grantId, created_at: grant.created_at - age });
         insertArtifact.run({
           ...template,
