@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import { cpus, release, tmpdir, type as osType } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { basic, createIdentities } from './lib/clients.mjs';
 import {
@@ -876,7 +876,8 @@ async function buildGrownTemplate() {
     log(`  ${result.refreshTokens.toLocaleString('en-US')} refresh tokens in schema ${template} (${result.seconds.toFixed(0)} s)`);
     return template;
   }
-  const result = growDatabase(state.dbFile, plan.growthRows, log);
+  const crypto = await import(pathToFileURL(join(ROOT, 'dist', 'core', 'crypto.js')).href);
+  const result = growDatabase(state.dbFile, plan.growthRows, crypto, log);
   const file = join(workDir, 'grown-template.db');
   renameSync(state.dbFile, file);
   extra.growth = { storage: 'sqlite', rows: plan.growthRows, seconds: result.seconds, refreshTokens: result.refreshTokens, ratios: [] };

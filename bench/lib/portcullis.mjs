@@ -13,7 +13,7 @@
 import { closeSync, copyFileSync, existsSync, fsyncSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { basic } from './clients.mjs';
 
 const require = createRequire(import.meta.url);
@@ -270,38 +270,14 @@ function withTimeout(promise, ms, what) {
   ]);
 }
 
-const STAMP_ALPHABET = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz';
-const STAMP_LENGTH = 8;
-
-/** A stored id as src/core/crypto.ts `tokenId` makes it: [stamp of `ms`] + SHA-256 of a random token. */
-function storedId(ms, stamped) {
-  const digest = createHash('sha256').update(randomBytes(32)).digest('base64url');
-  if (!stamped) return digest;
-  let t = ms;
-  let stamp = '';
-  for (let i = 0; i < STAMP_LENGTH; i++) {
-    stamp = STAMP_ALPHABET[t % 64] + stamp;
-    t = Math.floor(t / 64);
-  }
-  return stamp + digest;
-}
-
-/** A version 7 UUID of the time `ms`, as src/core/crypto.ts `uuidv7` makes grant ids. */
-function uuidv7At(ms) {
-  const bytes = randomBytes(16);
-  bytes.writeUIntBE(ms, 0, 6);
-  bytes[6] = 0x70 | (bytes[6] & 0x0f);
-  bytes[8] = 0x80 | (bytes[8] & 0x3f);
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
 /**
  * Add `count` refresh tokens, each with its own grant, to a stopped server's database: copies of
  * a refresh-token row and its grant row that the server wrote, with fresh ids, in one transaction.
+ * `crypto`: the server's own src/core/crypto.ts, compiled (dist/core/crypto.js), so the ids have
+ * exactly the shape the server gives them.
  * Returns the rows added and the time taken.
  */
-export function growDatabase(dbFile, count, log = () => {}) {
+export function growDatabase(dbFile, count, crypto, log = () => {}) {
   if (!existsSync(dbFile)) throw new Error(`no database at ${dbFile}`);
   const Database = require('better-sqlite3');
   const db = new Database(dbFile);
@@ -315,7 +291,7 @@ export function growDatabase(dbFile, count, log = () => {}) {
     const grant = db.prepare('SELECT * FROM grants WHERE id = ?').get(template.grant_id);
     if (grant === undefined) throw new Error('growth: the refresh token has no grant');
     // Ids of the shape the server writes: stamped (time, then hash) when the template is.
-    const stamped = template.id.length === STAMP_LENGTH + 43;
+    const stamped = template.id.length === crypto.STAMP_LENGTH + 43;
     const v7 = grant.id[14] === '7';
     const artifactColumns = Object.keys(template);
     const grantColumns = Object.keys(grant);
@@ -325,11 +301,12 @@ export function growDatabase(dbFile, count, log = () => {}) {
       for (let i = from; i < to; i++) {
         // Spread the creation times over the past 10 days, as real traffic would.
         const age = i % 864_000;
-        const grantId = v7 ? uuidv7At((grant.created_at - age) * 1000 + (i % 1000)) : randomUUID();
+        const ms = (grant.created_at - age) * 1000 + (i % 1000);
+        const grantId = v7 ? crypto.uuidv7(ms) : randomUUID();
         insertGrant.run({ ...grant, id: grantId, created_at: grant.created_at - age });
         insertArtifact.run({
           ...template,
-          id: storedId((template.created_at - age) * 1000 + (i % 1000), stamped),
+          id: stamped ? crypto.tokenId(crypto.stampedToken(ms)) : crypto.tokenId(crypto.randomToken(32)),
           grant_id: grantId,
           created_at: template.created_at - age,
           expires_at: template.expires_at - age,

@@ -37,28 +37,27 @@ const STAMPED_LENGTH = STAMP_LENGTH + 43;
 let lastStampMs = -1;
 let lastStamp = '';
 
-/** The current time in milliseconds as {@link STAMP_LENGTH} characters of {@link STAMP_ALPHABET}. */
-function stamp(): string {
-  const now = Date.now();
-  if (now === lastStampMs) return lastStamp;
-  let t = now;
+/** A time in milliseconds as {@link STAMP_LENGTH} characters of {@link STAMP_ALPHABET}. */
+function stampOf(ms: number): string {
+  if (ms === lastStampMs) return lastStamp;
+  let t = ms;
   let out = '';
   for (let i = 0; i < STAMP_LENGTH; i++) {
     out = STAMP_ALPHABET[t % 64]! + out;
     t = Math.floor(t / 64);
   }
-  lastStampMs = now;
+  lastStampMs = ms;
   lastStamp = out;
   return out;
 }
 
 /**
- * A code or token to be stored: {@link STAMP_LENGTH} characters of issue time (milliseconds) then
- * 256 random bits, base64url characters throughout. The stamp is not secret (a JWT's `iat` says as
- * much); it only makes {@link tokenId} grow with time. See {@link tokenId}.
+ * A code or token to be stored: {@link STAMP_LENGTH} characters of issue time (milliseconds; `ms`,
+ * default now) then 256 random bits, base64url characters throughout. The stamp is not secret (a
+ * JWT's `iat` says as much); it only makes {@link tokenId} grow with time. See {@link tokenId}.
  */
-export function stampedToken(): string {
-  return stamp() + randomToken(32);
+export function stampedToken(ms: number = Date.now()): string {
+  return stampOf(ms) + randomToken(32);
 }
 
 /**
@@ -74,14 +73,13 @@ export function tokenId(token: string): string {
 }
 
 /**
- * A version 7 UUID (RFC 9562 §5.7): 48 bits of Unix time in milliseconds, then 74 random bits. Ids
+ * A version 7 UUID (RFC 9562 §5.7): 48 bits of Unix time in milliseconds (`ms`, default now), then 74 random bits. Ids
  * made later sort later, so rows keyed by them are appended to their index, not scattered in it.
  * Used for grant ids (not secret: a grant id grants nothing).
  * @see https://www.rfc-editor.org/rfc/rfc9562#section-5.7
  */
-export function uuidv7(): string {
+export function uuidv7(ms: number = Date.now()): string {
   const bytes = randomFillSync(Buffer.allocUnsafe(16), 6, 10);
-  const ms = Date.now();
   bytes.writeUIntBE(ms, 0, 6);
   bytes[6] = 0x70 | (bytes[6]! & 0x0f);
   bytes[8] = 0x80 | (bytes[8]! & 0x3f);
